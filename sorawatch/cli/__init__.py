@@ -1,0 +1,1 @@
+"""The `sorawatch` command line: one console script, one module per group of commands."""

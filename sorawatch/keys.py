@@ -1,0 +1,56 @@
+"""Every Redis key sorawatch writes, in one place, under one prefix.
+
+The event log is the source of truth; projections can be rebuilt by
+``sorawatch replay``; operational keys may be lost without losing data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+
+def digest(value: str, size: int = 16) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:size]
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "sw"
+
+    # -- the log (source of truth) --
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    def event_index(self, event_id: str) -> str:
+        return f"{self.prefix}:event:{event_id}"
+
+    # -- operational state (safe to lose) --
+    @property
+    def metrics(self) -> str:
+        return f"{self.prefix}:metrics"
+
+    @property
+    def feeds_due(self) -> str:
+        return f"{self.prefix}:feeds:due"
+
+    def feed_health(self, url: str) -> str:
+        return f"{self.prefix}:feed:{digest(url)}:health"
+
+    def feed_validators(self, url: str) -> str:
+        return f"{self.prefix}:feed:{digest(url)}:http"
+
+    def feed_items(self, url: str) -> str:
+        return f"{self.prefix}:feed:{digest(url)}:items"
+
+    def feed_lease(self, url: str) -> str:
+        return f"{self.prefix}:feed:{digest(url)}:lease"
+
+    @property
+    def secret(self) -> str:
+        return f"{self.prefix}:secret"
+
+    def projection(self, name: str) -> str:
+        """Namespace for one projection's keys; `replay` deletes and rebuilds it."""
+        return f"{self.prefix}:p:{name}"

@@ -1,0 +1,42 @@
+"""The Redis connection: one place that builds it, with reconnect and backoff.
+
+RQ needs raw bytes (``decode_responses=False``), so every module shares one
+bytes client and decodes what it reads.
+"""
+
+from __future__ import annotations
+
+from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.retry import Retry
+
+from sorawatch.errors import SettingsError
+from sorawatch.settings import Settings
+
+
+def connect(settings: Settings, *, retries: int = 8) -> Redis:
+    """A Redis client for ``settings.redis.url`` that retries dropped connections.
+
+    Each command is retried with exponential backoff (0.1 s doubling to 5 s), so a
+    Redis restart of a few seconds is survived without anyone restarting us.
+    Raises SettingsError when no URL is configured.
+    """
+    if not settings.redis.url:
+        raise SettingsError("redis.url: not set (set SORAWATCH_REDIS_URL, or use `sorawatch run`)")
+    retry = Retry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries)
+    return Redis.from_url(
+        settings.redis.url,
+        retry=retry,
+        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=30,
+    )
+
+
+def text(value: bytes | str | None) -> str | None:
+    """Decode a value read from Redis."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.decode("utf-8")
