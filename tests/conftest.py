@@ -6,12 +6,14 @@ import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
 
 from sorawatch.settings import DataSettings, Settings, WebhookSettings, WebSettings, WorkerSettings
 from tests.redis_server import RedisServer
+from tests.reliability import FIGURES, Figures
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -64,3 +66,17 @@ def settings(redis_url: str, redis: Redis, tmp_path: Path) -> Settings:
         workers=WorkerSettings(retry_schedule=[0, 0, 0]),
         feeds=(),
     )
+
+
+@pytest.fixture
+def reliability() -> Figures:
+    """Where fault and hostile tests record their figures (printed at the end of the run)."""
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    lines = FIGURES.table()
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
