@@ -1,0 +1,285 @@
+"""Everything a person reads is rendered here: Jinja2 templates and localized labels.
+
+One Jinja2 environment over the ``templates`` package (autoescape on for HTML and
+XML; plain-text mail is not HTML-escaped, it is text), Babel for dates and money
+in ``ar`` and ``en``, and the labels and sentences of ``templates/i18n.toml``.
+The web pages and the mail share it, so a status reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from babel import Locale
+from babel.dates import format_datetime
+from babel.numbers import format_currency
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+import templates
+
+LANGS = ("ar", "en")
+# The order a `both` subscriber reads: Arabic first, then English.
+BOTH = ("ar", "en")
+TEMPLATES_DIR = Path(templates.__file__).resolve().parent
+
+# Month names spelled out (Arabic month names for ``ar``), 24-hour UTC clock.
+_DATE_FORMATS = {
+    "en": {"medium": "d MMMM y, HH:mm 'UTC'", "date": "d MMMM y"},
+    "ar": {"medium": "d MMMM y، HH:mm 'UTC'", "date": "d MMMM y"},
+}
+
+
+def languages(pref: str) -> tuple[str, ...]:
+    """The languages a preference stands for: ``both`` → (ar, en); raises ValueError."""
+    if pref == "both":
+        return BOTH
+    if pref in LANGS:
+        return (pref,)
+    raise ValueError(f"unknown language {pref!r} (expected ar, en or both)")
+
+
+def direction(lang: str) -> str:
+    """``rtl`` for Arabic, ``ltr`` otherwise (for the ``dir`` attribute)."""
+    return "rtl" if lang == "ar" else "ltr"
+
+
+@lru_cache(maxsize=1)
+def _phrases() -> dict[str, Any]:
+    return tomllib.loads((TEMPLATES_DIR / "i18n.toml").read_text("utf-8"))
+
+
+def phrase(key: str, lang: str, /, **values: Any) -> str:
+    """The ``lang`` text of a dotted ``key`` of i18n.toml, formatted with ``values``.
+
+    An unknown key raises KeyError (a missing phrase is a bug, not a blank).
+    """
+    node: Any = _phrases()
+    for part in key.split("."):
+        node = node[part]
+    text = node[lang if lang in LANGS else "en"]
+    return str(text).format(**values) if values else str(text)
+
+
+def _label(group: str, value: Any, lang: str) -> str:
+    """A label from ``group``, or the value itself (humanised) when the data has none."""
+    if value is None:
+        return ""
+    table = _phrases().get(group, {})
+    entry = table.get(str(value))
+    if entry is None:
+        return str(value).replace("_", " ")
+    return str(entry[lang if lang in LANGS else "en"])
+
+
+def status_label(value: Any, lang: str) -> str:
+    """``released`` → "Released" / "متاح للجميع" (all nine status values)."""
+    return _label("status", value, lang)
+
+
+def topic_label(value: Any, lang: str) -> str:
+    return _label("topic", value, lang)
+
+
+def kind_label(value: Any, lang: str) -> str:
+    return _label("kind", value, lang)
+
+
+def period_label(value: Any, lang: str) -> str:
+    """The suffix of a price: ``month`` → "/month" / " شهريًا"; empty for no period."""
+    if not value:
+        return ""
+    key = str(value).replace("-", "_").replace(" ", "_").lower()
+    entry = _phrases().get("period", {}).get(key)
+    if entry is None:
+        return f" / {value}"
+    return str(entry[lang if lang in LANGS else "en"])
+
+
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_date(value: datetime | str | None, lang: str, fmt: str = "medium") -> str:
+    """A date-time (or ISO string) in UTC, per locale: Arabic month names for ``ar``.
+
+    An unparseable string is returned as it is; None gives "".
+    """
+    dt = _as_datetime(value)
+    if dt is None:
+        return "" if value is None else str(value)
+    locale = lang if lang in LANGS else "en"
+    pattern = _DATE_FORMATS[locale].get(fmt, fmt)
+    return str(format_datetime(dt, pattern, tzinfo=UTC, locale=locale))
+
+
+def format_money(amount: Any, currency: str | None, lang: str) -> str:
+    """An amount with its currency per locale (``$20`` / ``‏20 US$``); whole amounts
+    drop the ``.00``. A missing amount gives ""; a missing currency prints the number."""
+    if amount is None or amount == "":
+        return ""
+    try:
+        number = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    locale = lang if lang in LANGS else "en"
+    if not currency:
+        return f"{number.normalize():f}"
+    if number == number.to_integral_value():
+        pattern = Locale.parse(locale).currency_formats["standard"].pattern
+        whole = pattern.split(";")[0].replace(".00", "")
+        return str(
+            format_currency(number, currency.upper(), whole, locale=locale, currency_digits=False)
+        )
+    return str(format_currency(number, currency.upper(), locale=locale))
+
+
+def price(plan: Mapping[str, Any] | None, lang: str) -> str:
+    """``{"amount": 20, "currency": "USD", "period": "month"}`` → "$20/month"."""
+    if not plan:
+        return ""
+    money = format_money(plan.get("amount"), plan.get("currency"), lang)
+    return f"{money}{period_label(plan.get('period'), lang)}" if money else ""
+
+
+def _status_text(value: Mapping[str, Any] | None, lang: str) -> str:
+    if not value:
+        return ""
+    label = status_label(value.get("value"), lang)
+    version = value.get("version")
+    return phrase("version", lang, label=label, version=version) if version else label
+
+
+def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
+    """Which phrase (``status``/``status_change``/...) and its values, for a change."""
+    topic = alert.get("topic")
+    before = alert.get("before")
+    after = alert.get("after") or {}
+    if topic == "status":
+        values = {"before": _status_text(before, lang), "after": _status_text(after, lang)}
+        return ("status_change" if before else "status"), values
+    if topic == "pricing":
+        plan = str(after.get("plan") or (before or {}).get("plan") or "")
+        if before and before.get("amount") != after.get("amount"):
+            return "pricing_change", {
+                "plan": plan,
+                "before": price(before, lang),
+                "after": price(after, lang),
+            }
+        return "pricing", {"plan": plan, "price": price(after, lang)}
+    partner = str(after.get("partner") or after.get("name") or "")
+    return "partnership", {"partner": partner}
+
+
+def _source_title(alert: Mapping[str, Any], lang: str) -> str:
+    """The original headline, preferring a source written in ``lang``."""
+    for source in alert.get("sources") or ():
+        if source.get("lang") == lang and source.get("title"):
+            return str(source["title"])
+    return str(alert.get("title") or "")
+
+
+def headline(alert: Mapping[str, Any], lang: str) -> str:
+    """One line for a subject or a title: "Sora status: Research preview → Released";
+    a ``news`` alert (or one whose facts do not say enough) is its source's title."""
+    if alert.get("kind") == "change" and alert.get("after"):
+        name, values = _fields(alert, lang)
+        if all(values.values()):
+            return phrase(f"headline.{name}", lang, **values)
+    return _source_title(alert, lang)
+
+
+def summary(alert: Mapping[str, Any], lang: str) -> str:
+    """A sentence or two: what changed and who reported it (news: the source's summary)."""
+    publishers = _publishers(alert.get("sources") or (), lang)
+    reported = phrase("summary.reported_by", lang, sources=publishers) if publishers else ""
+    if alert.get("kind") == "change" and alert.get("after"):
+        name, values = _fields(alert, lang)
+        if all(values.values()):
+            return " ".join(p for p in (phrase(f"summary.{name}", lang, **values), reported) if p)
+    text = str(alert.get("summary") or "").strip()
+    if alert.get("title_lang") not in (None, lang):
+        # The feed's summary is in the other language: say who reported it instead.
+        for source in alert.get("sources") or ():
+            if source.get("lang") == lang and source.get("summary"):
+                text = str(source["summary"]).strip()
+                break
+    return " ".join(p for p in (text, reported) if p)
+
+
+def _publishers(sources: Iterable[Mapping[str, Any]], lang: str) -> str:
+    names: list[str] = []
+    for source in sources:
+        name = str(source.get("publisher") or "").strip()
+        if name and name not in names:
+            names.append(name)
+    return ("، " if lang == "ar" else ", ").join(names[:3])
+
+
+def safe_url(value: Any) -> str:
+    """``value`` if it is an http(s) URL, else "#": a feed cannot put a
+    ``javascript:`` link into a page or a mail (autoescape does not stop that)."""
+    text = str(value or "").strip()
+    return text if urlsplit(text).scheme in ("http", "https") else "#"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The shared Jinja2 environment (templates package, autoescape for HTML/XML)."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "html.j2", "xml.j2", "atom.j2"),
+            disabled_extensions=("txt", "txt.j2"),
+            default_for_string=True,
+            default=True,
+        ),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        date=format_date,
+        money=format_money,
+        price=price,
+        status_label=status_label,
+        topic_label=topic_label,
+        kind_label=kind_label,
+        period_label=period_label,
+        headline=headline,
+        summary=summary,
+        direction=direction,
+        safe_url=safe_url,
+    )
+    env.globals.update(
+        t=phrase,
+        phrase=phrase,
+        direction=direction,
+        languages=languages,
+        headline=headline,
+        summary=summary,
+        LANGS=LANGS,
+    )
+    return env
+
+
+def render(name: str, /, **context: Any) -> str:
+    """Render template ``name`` (a path inside ``templates/``) with ``context``.
+
+    Raises jinja2's TemplateNotFound / UndefinedError for a bug in the call.
+    """
+    return environment().get_template(name).render(**context)
