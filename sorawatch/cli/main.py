@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from sorawatch import __version__, logs
-from sorawatch.cli import events
+from sorawatch.cli import events, run
 from sorawatch.cli.context import Context
+from sorawatch.errors import SettingsError
+from sorawatch.settings import load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,10 +29,19 @@ def cli(ctx: click.Context, config: str | None, log_json: bool, log_level: str |
     ctx.obj = obj
     # Settings are loaded lazily so `--help` works without them; logging uses them if valid.
     level = log_level or "INFO"
+    if not log_json or log_level is None:
+        try:
+            configured = load_settings(config).log  # `log.json` / SORAWATCH_LOG_JSON, `log.level`
+        except SettingsError:
+            configured = None  # the command that needs settings reports it, with exit code 2
+        if configured is not None:
+            log_json = log_json or configured.json
+            level = log_level or configured.level
+            obj.log_json = log_json
     logs.setup(level.upper(), json_lines=log_json)
 
 
-for module in (events,):
+for module in (events, run):
     for command in module.COMMANDS:
         cli.add_command(command)
 
