@@ -56,6 +56,8 @@ _ITEM = ("feed", "source", "item_key", "url", "title", "summary", "lang", "publi
 register("item.seen", 1, _ITEM)
 register("item.revised", 1, (*_ITEM, "previous_hash"))
 register("story.merged", 1, ("item_event", "story", "level"))
+register("story.started", 1, ("item_event", "story"))
+register("state.changed", 1, ("topic", "before", "after", "since"))
 register("alert.raised", 1, ("alert_id", "topic", "kind", "story", "sources"))
 register("delivery.succeeded", 1, ("alert_id", "channel", "results"))
 register("delivery.failed", 1, ("alert_id", "channel", "results"))

@@ -51,6 +51,16 @@ class Keys:
     def secret(self) -> str:
         return f"{self.prefix}:secret"
 
+    @property
+    def webhook_secrets(self) -> str:
+        """Webhook signing secrets, id → secret: never in the log, untouched by replay."""
+        return f"{self.prefix}:secrets:webhooks"
+
+    @property
+    def changes_lock(self) -> str:
+        """Serialises change processing (dedupe, state fold, alerts) across workers."""
+        return f"{self.prefix}:lock:changes"
+
     def projection(self, name: str) -> str:
         """Namespace for one projection's keys; `replay` deletes and rebuilds it."""
         return f"{self.prefix}:p:{name}"

@@ -1,0 +1,95 @@
+"""Projections: read models rebuilt from the event log.
+
+Every projection update goes through :func:`apply`, which dispatches an event to
+every handler registered for its type. The live path and ``replay`` both call it,
+so a replay rebuilds exactly what the live system built. Handlers are idempotent
+(sets, hashes and sorted sets keyed by ids): applying an event twice changes
+nothing, which lets a re-run job re-apply what a crash may have left unapplied.
+
+A module contributes handlers with ``@handles("type", ...)``; the modules are
+imported on first use so that ``sorawatch.projections`` imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from redis import Redis
+
+from sorawatch.errors import EventError
+from sorawatch.events import REGISTRY, Event
+from sorawatch.keys import Keys
+
+Handler = Callable[[Any, Keys, Event], None]
+
+HANDLERS: dict[str, list[Handler]] = {}
+
+# Projection modules, imported once on first apply. `ledger` belongs to delivery
+# and may not exist yet in a checkout; the others always do.
+MODULES = ("subscribers", "webhooks", "stories", "state", "alerts", "ledger")
+OPTIONAL = frozenset({"ledger"})
+
+# Event types that change no projection on purpose (they are records, not state).
+PASSIVE: set[str] = set()
+
+_loaded = False
+
+
+def handles(*types: str) -> Callable[[Handler], Handler]:
+    """Register the decorated ``handler(redis, keys, event)`` for each event type."""
+
+    def register(handler: Handler) -> Handler:
+        for name in types:
+            if name not in REGISTRY:
+                raise EventError(f"{name}: handler registered for an unknown event type")
+            bucket = HANDLERS.setdefault(name, [])
+            if handler not in bucket:
+                bucket.append(handler)
+        return handler
+
+    return register
+
+
+def passive(*types: str) -> None:
+    """Declare event types that no projection needs (so ``apply`` accepts them)."""
+    PASSIVE.update(types)
+
+
+def load() -> None:
+    """Import every projection module so its handlers are registered."""
+    global _loaded
+    if _loaded:
+        return
+    for name in MODULES:
+        try:
+            importlib.import_module(f"sorawatch.projections.{name}")
+        except ModuleNotFoundError as exc:
+            if name not in OPTIONAL or exc.name != f"sorawatch.projections.{name}":
+                raise
+            # Until the delivery ledger exists, its events are records only.
+            passive(*(t for t in REGISTRY if t.startswith("delivery.")))
+    _loaded = True
+
+
+def apply(redis: Redis, keys: Keys, event: Event) -> None:
+    """Apply ``event`` to every projection that handles its type.
+
+    Raises EventError for a type no handler knows (never a silent skip). Writes the
+    projection keys under ``keys.projection(...)``.
+    """
+    load()
+    handlers = HANDLERS.get(event.type)
+    if not handlers:
+        if event.type in PASSIVE:
+            return
+        raise EventError(f"{event.type}: no projection handles this event type ({event.id})")
+    for handler in handlers:
+        handler(redis, keys, event)
+
+
+def apply_all(redis: Redis, keys: Keys, events: list[Event]) -> None:
+    """Apply several events in order."""
+    for event in events:
+        apply(redis, keys, event)

@@ -1,0 +1,69 @@
+"""Alerts raised: one record per ``alert.raised`` event, newest first.
+
+Keys under ``keys.projection("alerts")``: ``:a:<alert_id>`` (the record as JSON),
+``:recent`` and ``:topic:<topic>`` (ids by raise time), ``:news:<topic>:<sig>``
+(news alerts per fact signature, so the change worker can tell whether the news
+of an event was already told within the window).
+
+An alert record (the contract): ``alert_id``, ``topic``, ``kind``, ``before``,
+``after``, ``facts``, ``title``, ``title_lang``, ``summary``, ``sources``,
+``story``, ``raised_at``, ``baseline``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis import Redis
+
+from sorawatch.events import Event
+from sorawatch.keys import Keys, digest
+from sorawatch.projections import handles
+from sorawatch.projections._common import dumps, epoch, loads, text
+
+
+def _ns(keys: Keys) -> str:
+    return keys.projection("alerts")
+
+
+def news_key(keys: Keys, topic: str, signature: str) -> str:
+    """The sorted set of news alerts told for ``topic`` with this fact signature."""
+    return f"{_ns(keys)}:news:{topic}:{digest(signature)}"
+
+
+def get(redis: Redis, keys: Keys, alert_id: str) -> dict[str, Any] | None:
+    """The alert record, or None."""
+    raw = loads(redis.get(f"{_ns(keys)}:a:{alert_id}"))
+    return raw if isinstance(raw, dict) else None
+
+
+def recent(
+    redis: Redis, keys: Keys, limit: int = 50, topic: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest alerts first (of one topic, when given)."""
+    index = f"{_ns(keys)}:topic:{topic}" if topic else f"{_ns(keys)}:recent"
+    ids = [text(i) for i in redis.zrevrange(index, 0, max(limit, 0) - 1)]
+    if not ids:
+        return []
+    rows = redis.mget([f"{_ns(keys)}:a:{i}" for i in ids])
+    return [loads(r) for r in rows if r is not None]
+
+
+def count(redis: Redis, keys: Keys, topic: str | None = None) -> int:
+    """How many alerts were raised (of one topic, when given)."""
+    index = f"{_ns(keys)}:topic:{topic}" if topic else f"{_ns(keys)}:recent"
+    return int(redis.zcard(index))
+
+
+@handles("alert.raised")
+def _on_raised(redis: Redis, keys: Keys, event: Event) -> None:
+    record = dict(event.data)
+    alert_id = record["alert_id"]
+    score = epoch(record.get("raised_at") or event.at)
+    with redis.pipeline() as pipe:
+        pipe.set(f"{_ns(keys)}:a:{alert_id}", dumps(record))
+        pipe.zadd(f"{_ns(keys)}:recent", {alert_id: score})
+        pipe.zadd(f"{_ns(keys)}:topic:{record['topic']}", {alert_id: score})
+        if record.get("kind") == "news" and record.get("signature") is not None:
+            pipe.zadd(news_key(keys, record["topic"], record["signature"]), {alert_id: score})
+        pipe.execute()
