@@ -61,6 +61,10 @@ class Keys:
         """Serialises change processing (dedupe, state fold, alerts) across workers."""
         return f"{self.prefix}:lock:changes"
 
+    def rate_limit(self, scope: str, ident: str) -> str:
+        """A per-hour request counter (web subscribe form); expires on its own."""
+        return f"{self.prefix}:rate:{scope}:{digest(ident)}"
+
     def projection(self, name: str) -> str:
         """Namespace for one projection's keys; `replay` deletes and rebuilds it."""
         return f"{self.prefix}:p:{name}"
