@@ -1,0 +1,106 @@
+"""`sorawatch watch [--once]` and `sorawatch feeds`: the ingest side on the command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import click
+
+from sorawatch.cli.context import Context, pass_context
+
+log = logging.getLogger("sorawatch.watch")
+
+
+def _poller(ctx: Context) -> Any:
+    """The process's one Poller: settings, Redis, HTTP client and classifier wired up."""
+    # Imported here so commands that do not poll never load feedparser and the lexicon.
+    from watcher.classify import default_classifier
+    from watcher.fetch import make_client
+    from watcher.poll import Poller
+
+    settings = ctx.settings
+    redis = ctx.redis
+    return Poller(settings, redis, ctx.keys, make_client(settings.watcher), default_classifier())
+
+
+@click.command("watch")
+@click.option("--once", is_flag=True, help="Poll every feed once, print a summary, and exit.")
+@pass_context
+def watch_command(ctx: Context, once: bool) -> None:
+    """Poll the feeds and append item events to the log (forever, or --once)."""
+    settings = ctx.settings  # exit 2 on bad settings, before anything else
+    feeds = settings.feeds
+    poller = _poller(ctx)  # exit 3 when Redis is unreachable
+    try:
+        if not feeds:
+            click.echo("sorawatch: no feeds configured; nothing to watch", err=True)
+            return
+        if once:
+            summary = poller.run_pass(feeds, force=True)
+            for outcome in summary.outcomes:
+                if outcome.outcome == "error":
+                    click.echo(f"  failed: {outcome.name}: {outcome.error}", err=True)
+            click.echo(f"watch --once: {summary.line()}")
+            return
+        _forever(poller, feeds)
+    finally:
+        poller.client.close()
+
+
+def _forever(poller: Any, feeds: Any) -> None:
+    from watcher.loop import run_forever
+
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping after the polls in flight", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    log.info("watching %d feeds", len(feeds))
+    passes = run_forever(poller, feeds, stop, on_pass=lambda s: log.info("pass: %s", s.line()))
+    log.info("watcher stopped after %d passes", passes)
+
+
+@click.command("feeds")
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of each feed's health.")
+@pass_context
+def feeds_command(ctx: Context, as_json: bool) -> None:
+    """Show each configured feed's health: last ok, failures, next due, last error."""
+    from watcher.health import Schedule
+
+    settings = ctx.settings
+    schedule = Schedule(ctx.redis, ctx.keys)
+    rows = [schedule.health(feed) for feed in settings.feeds]
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
+        return
+    table = [("NAME", "URL", "LAST OK", "FAILURES", "NEXT DUE", "LAST ERROR")]
+    for r in rows:
+        error = f"[{r.last_error_kind}] {r.last_error}" if r.failures and r.last_error else ""
+        table.append(
+            (
+                _cut(r.name, 32),
+                _cut(r.url, 60),
+                r.last_ok or "never",
+                str(r.failures),
+                r.next_due or "now",
+                _cut(error, 80),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+def _cut(value: str, size: int) -> str:
+    return value if len(value) <= size else value[: size - 1] + "…"
+
+
+COMMANDS = [watch_command, feeds_command]

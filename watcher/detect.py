@@ -1,0 +1,178 @@
+"""Detecting new and revised items, and turning the relevant ones into events.
+
+Per feed, a Redis hash maps item key → what we last saw: the content hash, the
+hash of the last version that became an event (None while the item has only
+ever been irrelevant), and the day it was last in the feed. So a re-poll of an
+unchanged item costs one hash lookup and no classification; a changed one is
+classified again; and an item that only now becomes relevant is ``item.seen``,
+not ``item.revised`` of something nobody was told about.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from redis import Redis
+
+from sorawatch.events import Event, Job
+from sorawatch.keys import Keys
+from sorawatch.store import text
+from watcher.normalise import Item
+
+# Items that left the feed are forgotten after this long; if one comes back, its
+# event id is unchanged, so the idempotent append still keeps it from doubling.
+FORGET_AFTER_DAYS = 45
+
+
+class Classification(Protocol):
+    @property
+    def relevant(self) -> bool: ...
+    @property
+    def topics(self) -> tuple[str, ...]: ...
+    @property
+    def facts(self) -> Mapping[str, Any]: ...
+
+
+class Classifier(Protocol):
+    def classify(self, title: str, summary: str, lang: str) -> Classification: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What we remember of one item."""
+
+    hash: str
+    event_hash: str | None  # the content hash of its last event, if any
+    day: int  # days since the epoch when it was last in the feed
+
+    def to_json(self) -> str:
+        return json.dumps({"h": self.hash, "e": self.event_hash, "d": self.day})
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> Seen | None:
+        try:
+            doc = json.loads(raw or "")
+            return cls(str(doc["h"]), doc.get("e"), int(doc.get("d", 0)))
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable state is treated as never seen: ids stop doubling
+
+
+@dataclass(slots=True)
+class Detection:
+    """The outcome of comparing one poll with what we remembered."""
+
+    events: list[Event] = field(default_factory=list)
+    updates: dict[str, Seen] = field(default_factory=dict)
+    classified: int = 0
+    unchanged: int = 0
+    irrelevant: int = 0
+
+
+def load_seen(redis: Redis, keys: Keys, feed_url: str, items: Sequence[Item]) -> dict[str, Seen]:
+    """What we remember of ``items`` (by key)."""
+    if not items:
+        return {}
+    names = [item.key for item in items]
+    values = redis.hmget(keys.feed_items(feed_url), names)
+    out = {}
+    for name, value in zip(names, values, strict=True):
+        seen = Seen.from_json(text(value))
+        if seen is not None:
+            out[name] = seen
+    return out
+
+
+def detect(
+    feed_url: str,
+    items: Iterable[Item],
+    seen: Mapping[str, Seen],
+    classifier: Classifier,
+    *,
+    baseline: bool,
+    today: int | None = None,
+) -> Detection:
+    """Compare ``items`` with ``seen`` and build the events for relevant new or revised items.
+
+    Events come out oldest first (feeds list newest first). Writes nothing.
+    """
+    day = today if today is not None else int(time.time() // 86400)
+    out = Detection()
+    unique: dict[str, Item] = {}
+    for item in items:
+        unique.setdefault(item.key, item)  # a feed repeating a guid: the first copy counts
+    for item in reversed(list(unique.values())):
+        before = seen.get(item.key)
+        if before is not None and before.hash == item.content_hash:
+            out.unchanged += 1
+            out.updates[item.key] = Seen(before.hash, before.event_hash, day)
+            continue
+        verdict = classifier.classify(item.title, item.summary, item.lang)
+        out.classified += 1
+        if not verdict.relevant:
+            out.irrelevant += 1
+            event_hash = before.event_hash if before else None
+            out.updates[item.key] = Seen(item.content_hash, event_hash, day)
+            continue
+        previous = before.event_hash if before else None
+        out.events.append(item_event(feed_url, item, verdict, baseline=baseline, previous=previous))
+        out.updates[item.key] = Seen(item.content_hash, item.content_hash, day)
+    return out
+
+
+def item_event(
+    feed_url: str,
+    item: Item,
+    verdict: Classification,
+    *,
+    baseline: bool,
+    previous: str | None,
+) -> Event:
+    """``item.seen`` (or ``item.revised`` when an earlier version was an event).
+
+    The id derives from feed URL, item key and content hash, so every watcher that
+    sees this version of this item builds the same event.
+    """
+    data: dict[str, Any] = {
+        "feed": feed_url,
+        "source": item.source,
+        "item_key": item.key,
+        "url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "lang": item.lang,
+        "published": item.published,
+        "content_hash": item.content_hash,
+        "baseline": baseline,
+        "topics": list(verdict.topics),
+        "facts": dict(verdict.facts),
+    }
+    if previous is not None and previous != item.content_hash:
+        data["previous_hash"] = previous
+        return Event.new("item.revised", data, feed_url, item.key, item.content_hash)
+    return Event.new("item.seen", data, feed_url, item.key, item.content_hash)
+
+
+def change_job(event: Event) -> Job:
+    """The job that hands an item event to the workers."""
+    return Job.for_event("changes", "workers.jobs.process_change", event)
+
+
+def save_seen(redis: Redis, keys: Keys, feed_url: str, updates: Mapping[str, Seen]) -> None:
+    """Remember ``updates`` and forget items long gone from the feed."""
+    name = keys.feed_items(feed_url)
+    if updates:
+        redis.hset(name, mapping={k: v.to_json() for k, v in updates.items()})
+    oldest = (min(v.day for v in updates.values()) if updates else int(time.time() // 86400)) - (
+        FORGET_AFTER_DAYS
+    )
+    stale = []
+    for key, value in redis.hscan_iter(name, count=500):
+        seen = Seen.from_json(text(value))
+        if seen is None or seen.day < oldest:
+            stale.append(key)
+    if stale:
+        redis.hdel(name, *stale)

@@ -1,0 +1,195 @@
+"""Feed bytes to raw entries: RSS 0.9x/1.0/2.0, Atom and RDF via feedparser, JSON Feed 1.x here.
+
+feedparser gets the bytes we fetched wrapped in a stream (a bare ``bytes`` value
+that happens to look like a path would be opened as a file) plus the response
+headers, so it never fetches anything itself. Its XML handling is left as it
+is: it strips DOCTYPE entity declarations except plain-text ones and tells expat
+not to load external entities, so billion-laughs and XXE feeds do not expand
+(``tests/watcher/test_hostile.py`` checks this).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from sorawatch.errors import ParseError
+
+JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
+_HTML_PAGE = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """One entry as the feed states it, before normalising (HTML still in place)."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    published: datetime | None
+    lang: str | None = None
+    publisher: str | None = None  # e.g. Google News' <source>
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A feed's own metadata and its entries, in document order."""
+
+    format: str
+    title: str | None = None
+    lang: str | None = None
+    link: str | None = None
+    entries: list[RawEntry] = field(default_factory=list)
+    warning: str | None = None  # feedparser read it, but it was not well-formed
+
+
+def parse(url: str, body: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """Parse ``body`` fetched from ``url``.
+
+    Raises ParseError when the body is empty, an HTML page ("not a feed"),
+    malformed with no entries, or a JSON document that is not a JSON Feed.
+    """
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    if not body.strip():
+        raise ParseError(url, "empty body")
+    if _looks_like_json(body, headers.get("content-type", "")):
+        return parse_json_feed(url, body)
+    return _parse_xml(url, body, headers)
+
+
+def _looks_like_json(body: bytes, content_type: str) -> bool:
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if head in (b"{", b"<"):
+        return head == b"{"  # the body knows better than a mislabelled Content-Type
+    return "json" in content_type.lower()
+
+
+def _parse_xml(url: str, body: bytes, headers: dict[str, str]) -> ParsedFeed:
+    result = feedparser.parse(
+        io.BytesIO(body), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+    )
+    version = result.get("version") or ""
+    entries = result.get("entries") or []
+    bozo = result.get("bozo_exception") if result.get("bozo") else None
+    if not version and not entries:
+        if _HTML_PAGE.search(body[:4096]) or "html" in headers.get("content-type", "").lower():
+            raise ParseError(url, "not a feed (the server sent an HTML page)")
+        if bozo is not None:
+            raise ParseError(url, f"malformed feed: {_describe(bozo)}")
+        raise ParseError(url, "not a feed (no RSS, Atom or RDF root element)")
+    if bozo is not None and not entries:
+        raise ParseError(url, f"malformed feed with no entries: {_describe(bozo)}")
+    meta = result.get("feed") or {}
+    return ParsedFeed(
+        format=version or "unknown",
+        title=_str(meta.get("title")),
+        lang=_str(meta.get("language")) or _str((meta.get("title_detail") or {}).get("language")),
+        link=_str(meta.get("link")),
+        entries=[_xml_entry(e) for e in entries],
+        warning=_describe(bozo) if bozo is not None else None,
+    )
+
+
+def _xml_entry(entry: Mapping[str, Any]) -> RawEntry:
+    summary = _str(entry.get("summary")) or ""
+    for content in entry.get("content") or []:
+        # Atom <content> / RSS content:encoded carry the full text; the summary is enough
+        # to classify on unless it is missing.
+        if not summary and content.get("value"):
+            summary = str(content["value"])
+    source = entry.get("source") or {}
+    detail = entry.get("title_detail") or {}
+    return RawEntry(
+        guid=_str(entry.get("id")),
+        link=_str(entry.get("link")),
+        title=_str(entry.get("title")) or "",
+        summary=summary,
+        published=_struct_time(entry.get("published_parsed") or entry.get("updated_parsed")),
+        lang=_str(detail.get("language")) or _str(entry.get("language")),
+        publisher=_str(source.get("title")),
+    )
+
+
+def parse_json_feed(url: str, body: bytes) -> ParsedFeed:
+    """Parse a JSON Feed 1.0 or 1.1 document. Raises ParseError if it is not one."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ParseError(url, f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict) or not JSON_FEED_VERSION.match(str(doc.get("version", ""))):
+        raise ParseError(url, "not a feed (JSON without a jsonfeed.org version)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise ParseError(url, "malformed JSON Feed: items is not a list")
+    feed_lang = _str(doc.get("language"))
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        summary = (
+            _str(item.get("summary"))
+            or _str(item.get("content_html"))
+            or _str(item.get("content_text"))
+            or ""
+        )
+        entries.append(
+            RawEntry(
+                guid=_str(item.get("id")),
+                link=_str(item.get("url")) or _str(item.get("external_url")),
+                title=_str(item.get("title")) or "",
+                summary=summary,
+                published=_iso(item.get("date_published") or item.get("date_modified")),
+                lang=_str(item.get("language")),
+                publisher=None,
+            )
+        )
+    version = str(doc["version"]).rstrip("/").rsplit("/", 1)[-1]
+    return ParsedFeed(
+        format=f"json{version.replace('.', '')}",
+        title=_str(doc.get("title")),
+        lang=feed_lang,
+        link=_str(doc.get("home_page_url")),
+        entries=entries,
+    )
+
+
+def _struct_time(value: Any) -> datetime | None:
+    """feedparser's UTC ``struct_time`` as a datetime; None for anything out of range."""
+    if value is None:
+        return None
+    try:
+        return datetime(*tuple(value)[:6], tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _iso(value: Any) -> datetime | None:
+    """An RFC 3339 date from JSON Feed; None for garbage. Naive times are taken as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,291 @@
+"""Polling: one feed end to end, and a pass over many with bounded concurrency.
+
+One poll: take the feed's lease → conditional GET → parse → normalise →
+compare with what we remembered → classify what changed → append the events
+(with their jobs) → remember hashes and HTTP validators → record health and the
+next due time → release the lease. The order matters: validators and the
+"has succeeded" marker are written only after the events are appended, so a
+crash in between makes the next poll fetch and append again (idempotently)
+rather than skip what was never recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from sorawatch import metrics
+from sorawatch.errors import FeedError, FetchError
+from sorawatch.events import EventLog
+from sorawatch.keys import Keys
+from sorawatch.settings import FeedSettings, Settings
+from sorawatch.store import text
+from watcher.detect import Classifier, change_job, detect, load_seen, save_seen
+from watcher.fetch import FetchResult, Validators, fetch
+from watcher.health import Schedule, jittered
+from watcher.normalise import normalise
+from watcher.parse import parse
+
+log = logging.getLogger("watcher.poll")
+
+APPEND_CHUNK = 200
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """How one feed's poll went. ``outcome``: ok, not_modified, error or busy."""
+
+    url: str
+    name: str
+    outcome: str
+    items: int = 0
+    events: int = 0
+    baseline: bool = False
+    error: str | None = None
+    kind: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PassSummary:
+    """A pass over several feeds, for the one-line summary and the exit status."""
+
+    outcomes: tuple[PollOutcome, ...]
+    seconds: float
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes if o.outcome == outcome)
+
+    @property
+    def items(self) -> int:
+        return sum(o.items for o in self.outcomes)
+
+    @property
+    def events(self) -> int:
+        return sum(o.events for o in self.outcomes)
+
+    def line(self) -> str:
+        return (
+            f"feeds={len(self.outcomes)} ok={self.count('ok') + self.count('not_modified')} "
+            f"(not_modified={self.count('not_modified')}) failed={self.count('error')} "
+            f"busy={self.count('busy')} items={self.items} events={self.events} "
+            f"seconds={self.seconds:.2f}"
+        )
+
+
+class Poller:
+    """Polls feeds with the collaborators it is given (one per watcher process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        keys: Keys,
+        client: httpx.Client,
+        classifier: Classifier,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = keys
+        self.client = client
+        self.classifier = classifier
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.log = EventLog(redis, keys)
+        self.schedule = Schedule(redis, keys)
+
+    def poll(self, feed: FeedSettings, *, force: bool = False) -> PollOutcome:
+        """Poll ``feed`` under its lease. With ``force`` it need not be due (``--once``).
+
+        Returns ``busy`` when another watcher holds the lease. Feed errors are
+        recorded in health and returned, never raised; a Redis outage is raised.
+        """
+        token = self.schedule.claim(
+            feed.url, self.settings.watcher.lease, None if force else self.clock()
+        )
+        if token is None:
+            return PollOutcome(feed.url, feed.name, "busy")
+        try:
+            return self._poll(feed)
+        finally:
+            with contextlib.suppress(*REDIS_DOWN):  # the lease expires by itself
+                self.schedule.release(feed.url, token)
+
+    def _poll(self, feed: FeedSettings) -> PollOutcome:
+        started = time.monotonic()
+        now = self.clock()
+        try:
+            return self._fetch_and_detect(feed, now, started)
+        except FeedError as exc:
+            return self._failed(feed, now, started, exc)
+        except REDIS_DOWN:
+            raise
+        except Exception as exc:  # a bug or a classifier failure: visible, and other feeds go on
+            log.exception("feed %s: poll failed", feed.url)
+            error = FeedError(
+                feed.url, f"internal error: {type(exc).__name__}: {exc}", kind="internal"
+            )
+            return self._failed(feed, now, started, error)
+
+    def _fetch_and_detect(self, feed: FeedSettings, now: float, started: float) -> PollOutcome:
+        watcher = self.settings.watcher
+        baseline = not self.schedule.has_succeeded(feed.url)
+        # Without a completed poll behind us, a 304 would leave nothing recorded.
+        validators = None if baseline else self._validators(feed.url)
+        result = fetch(self.client, feed.url, watcher, validators)
+        if result.not_modified:
+            self._succeeded(
+                feed, now, started, result, items=None, events=0, outcome="not_modified"
+            )
+            return PollOutcome(
+                feed.url, feed.name, "not_modified", seconds=time.monotonic() - started
+            )
+        parsed = parse(feed.url, result.body, result.headers)
+        if parsed.warning:
+            log.info("feed %s: not well-formed, read anyway: %s", feed.url, parsed.warning)
+        items = [normalise(e, feed, parsed, result.final_url) for e in parsed.entries]
+        metrics.incr(self.redis, self.keys, "items_parsed_total", len(items))
+        seen = load_seen(self.redis, self.keys, feed.url, items)
+        found = detect(feed.url, items, seen, self.classifier, baseline=baseline)
+        appended = 0
+        for i in range(0, len(found.events), APPEND_CHUNK):
+            chunk = found.events[i : i + APPEND_CHUNK]
+            results = self.log.append_many([(e, [change_job(e)]) for e in chunk])
+            appended += sum(1 for r in results if r.new)
+        save_seen(self.redis, self.keys, feed.url, found.updates)
+        self._save_validators(feed.url, result.validators)
+        self._succeeded(feed, now, started, result, items=len(items), events=appended, outcome="ok")
+        if appended:
+            log.info(
+                "feed %s: %d items, %d new events%s",
+                feed.url,
+                len(items),
+                appended,
+                " (baseline)" if baseline else "",
+            )
+        return PollOutcome(
+            feed.url,
+            feed.name,
+            "ok",
+            items=len(items),
+            events=appended,
+            baseline=baseline,
+            seconds=time.monotonic() - started,
+        )
+
+    def _succeeded(
+        self,
+        feed: FeedSettings,
+        now: float,
+        started: float,
+        result: FetchResult,
+        *,
+        items: int | None,
+        events: int,
+        outcome: str,
+    ) -> None:
+        interval = feed.interval or self.settings.watcher.interval
+        seconds = time.monotonic() - started
+        self.schedule.record_success(
+            feed,
+            now=now,
+            next_due=now + jittered(interval, self.settings.watcher.jitter, self.rng),
+            status=result.status,
+            items=items,
+            events=events,
+            seconds=seconds,
+        )
+        metrics.incr(self.redis, self.keys, "polls_total", outcome=outcome)
+        metrics.observe(self.redis, self.keys, "poll_seconds", seconds)
+
+    def _failed(
+        self, feed: FeedSettings, now: float, started: float, exc: FeedError
+    ) -> PollOutcome:
+        seconds = time.monotonic() - started
+        status = exc.status if isinstance(exc, FetchError) else None
+        retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+        failures = self.schedule.record_failure(
+            feed,
+            now=now,
+            error=exc.reason,
+            kind=exc.kind,
+            status=status,
+            seconds=seconds,
+            retry_after=retry_after,
+            settings=self.settings.watcher,
+            rng=self.rng,
+        )
+        metrics.incr(self.redis, self.keys, "polls_total", outcome="error")
+        metrics.incr(self.redis, self.keys, "fetch_errors_total", kind=exc.kind)
+        log.warning("feed %s: %s (%s, failure %d)", feed.url, exc.reason, exc.kind, failures)
+        return PollOutcome(
+            feed.url, feed.name, "error", error=exc.reason, kind=exc.kind, seconds=seconds
+        )
+
+    def _validators(self, url: str) -> Validators:
+        raw = self.redis.hmget(self.keys.feed_validators(url), ["etag", "last_modified"])
+        return Validators(etag=text(raw[0]), last_modified=text(raw[1]))
+
+    def _save_validators(self, url: str, validators: Validators) -> None:
+        key = self.keys.feed_validators(url)
+        values = {"etag": validators.etag, "last_modified": validators.last_modified}
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            kept = {k: v for k, v in values.items() if v}
+            if kept:
+                pipe.hset(key, mapping=kept)
+            pipe.execute()
+
+    def run_pass(
+        self,
+        feeds: Sequence[FeedSettings],
+        *,
+        force: bool = False,
+        stop: threading.Event | None = None,
+    ) -> PassSummary:
+        """Poll ``feeds`` with at most ``settings.watcher.concurrency`` at once.
+
+        One feed's failure never stops the others. A feed not yet started when
+        ``stop`` is set is skipped. Raises a Redis error after the pass if Redis
+        was unreachable, so the caller can back off.
+        """
+        started = time.monotonic()
+        if not feeds:
+            return PassSummary((), 0.0)
+
+        def one(feed: FeedSettings) -> PollOutcome | None:
+            if stop is not None and stop.is_set():
+                return None
+            return self.poll(feed, force=force)
+
+        workers = max(1, min(self.settings.watcher.concurrency, len(feeds)))
+        outcomes: list[PollOutcome] = []
+        outage: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+            futures = [pool.submit(one, feed) for feed in feeds]
+            for future in futures:
+                try:
+                    outcome = future.result()
+                except REDIS_DOWN as exc:
+                    outage = exc
+                    continue
+                if outcome is not None:
+                    outcomes.append(outcome)
+        if outage is not None:
+            raise outage
+        return PassSummary(tuple(outcomes), time.monotonic() - started)
