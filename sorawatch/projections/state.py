@@ -81,16 +81,19 @@ def _on_changed(redis: Redis, keys: Keys, event: Event) -> None:
     d = event.data
     topic, after, since = d["topic"], d["after"], d["since"]
     evidence = [d["evidence"]] if d.get("evidence") else []
+    # Whether ``since`` is a pubDate (comparable) or only when it was first seen.
+    dated = bool(d.get("dated", False))
     with redis.pipeline() as pipe:
         if topic == "status":
             entry = {"value": after["value"], "version": after.get("version"), "since": since,
-                     "evidence": evidence}  # fmt: skip
+                     "dated": dated, "evidence": evidence}  # fmt: skip
             pipe.set(f"{_ns(keys)}:status", dumps(entry))
         elif topic == "pricing":
-            entry = {**after, "since": since, "evidence": evidence}
+            entry = {**after, "since": since, "dated": dated, "evidence": evidence}
             pipe.hset(f"{_ns(keys)}:pricing", plan_key(after), dumps(entry))
         elif topic == "partnership":
-            entry = {"name": after["partner"], "since": since, "evidence": evidence}
+            entry = {"name": after["partner"], "since": since, "dated": dated,
+                     "evidence": evidence}  # fmt: skip
             pipe.hset(f"{_ns(keys)}:partners", norm(after["partner"]), dumps(entry))
         pipe.sadd(f"{_ns(keys)}:changes:{topic}", event.id)
         pipe.execute()

@@ -1,0 +1,232 @@
+"""The delivery ledger: per (alert, channel, recipient), what happened to the message.
+
+Built from the batch events ``delivery.succeeded`` / ``delivery.failed`` /
+``delivery.abandoned`` / ``delivery.retried`` (their ``results`` hold one outcome
+per recipient), so ``replay`` rebuilds it. A sender also marks each message sent
+*immediately* in an operational hash (``mark_sent``), before its batch event is
+written: a worker killed mid-batch then loses at most the messages in flight, and
+the re-run finds the others already sent (``already_sent`` reads both).
+
+Keys under ``keys.projection("ledger")``: ``:o:<alert>:<channel>`` (hash recipient →
+outcome JSON), ``:dead`` (hash dead-letter id → JSON) and ``:pending`` (hash id → JSON,
+deliveries waiting for a retry). Operational: ``<prefix>:delivery:sent:<alert>:<channel>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from redis import Redis
+
+from sorawatch.events import Event, utcnow
+from sorawatch.keys import Keys, digest
+from sorawatch.projections import handles
+from sorawatch.projections._common import dumps, loads, text
+
+CHANNELS = ("email", "webhook")
+# Sent marks outlive any retry schedule; the ledger keeps the record after that.
+SENT_MARK_TTL = 90 * 86400
+
+
+def _ns(keys: Keys) -> str:
+    return keys.projection("ledger")
+
+
+def _outcomes_key(keys: Keys, alert_id: str, channel: str) -> str:
+    return f"{_ns(keys)}:o:{alert_id}:{channel}"
+
+
+def _dead_key(keys: Keys) -> str:
+    return f"{_ns(keys)}:dead"
+
+
+def _pending_key(keys: Keys) -> str:
+    return f"{_ns(keys)}:pending"
+
+
+def sent_key(keys: Keys, alert_id: str, channel: str) -> str:
+    """Operational marks (not a projection: replay leaves them alone)."""
+    return f"{keys.prefix}:delivery:sent:{alert_id}:{channel}"
+
+
+def letter_id(alert_id: str, channel: str, recipient: str) -> str:
+    """A short, stable id for one (alert, channel, recipient) delivery."""
+    return "dl_" + digest(f"{alert_id}\x1f{channel}\x1f{recipient}", 16)
+
+
+# -- the sender's immediate marks ---------------------------------------------------
+
+
+def mark_sent(redis: Any, keys: Keys, alert_id: str, channel: str, recipient: str) -> None:
+    """Record at once that ``recipient`` was sent ``alert_id`` (``redis`` may be a pipeline)."""
+    key = sent_key(keys, alert_id, channel)
+    redis.hset(key, recipient, utcnow())
+    redis.expire(key, SENT_MARK_TTL)
+
+
+def already_sent(
+    redis: Redis, keys: Keys, alert_id: str, channel: str, recipients: Iterable[str]
+) -> set[str]:
+    """The recipients of ``recipients`` that were sent this alert (marks or ledger)."""
+    wanted = list(dict.fromkeys(recipients))
+    if not wanted:
+        return set()
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(sent_key(keys, alert_id, channel), wanted)
+        pipe.hmget(_outcomes_key(keys, alert_id, channel), wanted)
+        marks, records = pipe.execute()
+    done: set[str] = set()
+    for recipient, mark, record in zip(wanted, marks, records, strict=True):
+        if mark is not None or (record is not None and loads(record).get("status") == "sent"):
+            done.add(recipient)
+    return done
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+def record(
+    redis: Redis, keys: Keys, alert_id: str, channel: str, recipient: str
+) -> dict[str, Any] | None:
+    """The ledger record of one delivery, or None when nothing is recorded."""
+    raw = redis.hget(_outcomes_key(keys, alert_id, channel), recipient)
+    return loads(raw) if raw is not None else None
+
+
+def status(redis: Redis, keys: Keys, alert_id: str, channel: str, recipient: str) -> str | None:
+    """``sent``, ``failed`` (a retry is due), ``abandoned``, ``retrying`` (requeued by
+    hand) or None; a message marked sent whose batch event is not written yet is ``sent``."""
+    if redis.hexists(sent_key(keys, alert_id, channel), recipient):
+        return "sent"
+    found = record(redis, keys, alert_id, channel, recipient)
+    return None if found is None else str(found["status"])
+
+
+def outcomes(redis: Redis, keys: Keys, alert_id: str, channel: str) -> dict[str, dict[str, Any]]:
+    """Every recorded outcome of one alert on one channel, by recipient."""
+    raw = redis.hgetall(_outcomes_key(keys, alert_id, channel))
+    return {text(k): loads(v) for k, v in raw.items()}
+
+
+def counts(redis: Redis, keys: Keys, alert_id: str, channel: str) -> dict[str, int]:
+    """How many deliveries of an alert are in each status."""
+    out: dict[str, int] = {}
+    for rec in outcomes(redis, keys, alert_id, channel).values():
+        out[rec["status"]] = out.get(rec["status"], 0) + 1
+    return out
+
+
+def _listing(
+    redis: Redis, key: str, alert_id: str | None, channel: str | None
+) -> list[dict[str, Any]]:
+    rows = [loads(v) for v in redis.hvals(key)]
+    rows = [
+        r
+        for r in rows
+        if (alert_id is None or r["alert_id"] == alert_id)
+        and (channel is None or r["channel"] == channel)
+    ]
+    rows.sort(key=lambda r: (r.get("at") or "", r["id"]))
+    return rows
+
+
+def dead_letters(
+    redis: Redis, keys: Keys, alert_id: str | None = None, channel: str | None = None
+) -> list[dict[str, Any]]:
+    """Abandoned deliveries, oldest first: ``{"id", "alert_id", "channel", "recipient",
+    "error", "attempt", "permanent", "at"}``."""
+    return _listing(redis, _dead_key(keys), alert_id, channel)
+
+
+def dead_letter(redis: Redis, keys: Keys, letter: str) -> dict[str, Any] | None:
+    raw = redis.hget(_dead_key(keys), letter)
+    return loads(raw) if raw is not None else None
+
+
+def pending(
+    redis: Redis, keys: Keys, alert_id: str | None = None, channel: str | None = None
+) -> list[dict[str, Any]]:
+    """Deliveries that failed and wait for a scheduled retry (or were requeued by hand)."""
+    return _listing(redis, _pending_key(keys), alert_id, channel)
+
+
+# -- projection handlers ---------------------------------------------------------------
+
+_STATUS = {
+    "delivery.succeeded": "sent",
+    "delivery.failed": "failed",
+    "delivery.abandoned": "abandoned",
+}
+
+
+@handles("delivery.succeeded", "delivery.failed", "delivery.abandoned")
+def _apply_results(redis: Redis, keys: Keys, event: Event) -> None:
+    alert_id = str(event.data["alert_id"])
+    channel = str(event.data["channel"])
+    new_status = _STATUS[event.type]
+    okey = _outcomes_key(keys, alert_id, channel)
+    results = list(event.data.get("results") or ())
+    if not results:
+        return
+    current = redis.hmget(okey, [str(r["recipient"]) for r in results])
+    with redis.pipeline(transaction=True) as pipe:
+        for result, raw in zip(results, current, strict=True):
+            recipient = str(result["recipient"])
+            previous = loads(raw) if raw is not None else None
+            if previous and previous.get("status") == "sent" and new_status != "sent":
+                continue  # a late failure report never un-sends a message
+            lid = letter_id(alert_id, channel, recipient)
+            entry = {
+                "id": lid,
+                "alert_id": alert_id,
+                "channel": channel,
+                "recipient": recipient,
+                "status": new_status,
+                "error": result.get("error"),
+                "attempt": result.get("attempt", 0),
+                "permanent": bool(result.get("permanent", False)),
+                "at": event.at,
+                "event": event.id,
+            }
+            if "webhook_id" in result:
+                entry["webhook_id"] = result["webhook_id"]
+            if "retry_at" in result:
+                entry["retry_at"] = result["retry_at"]
+            pipe.hset(okey, recipient, dumps(entry))
+            if new_status == "abandoned":
+                pipe.hset(_dead_key(keys), lid, dumps(entry))
+            else:
+                pipe.hdel(_dead_key(keys), lid)
+            if new_status == "failed":
+                pipe.hset(_pending_key(keys), lid, dumps(entry))
+            else:
+                pipe.hdel(_pending_key(keys), lid)
+        pipe.execute()
+
+
+@handles("delivery.retried")
+def _apply_retried(redis: Redis, keys: Keys, event: Event) -> None:
+    """A dead letter requeued by hand leaves the dead letters and waits again."""
+    alert_id = str(event.data["alert_id"])
+    channel = str(event.data["channel"])
+    okey = _outcomes_key(keys, alert_id, channel)
+    with redis.pipeline(transaction=True) as pipe:
+        for recipient in event.data.get("recipients") or ():
+            lid = letter_id(alert_id, channel, str(recipient))
+            entry = {
+                "id": lid,
+                "alert_id": alert_id,
+                "channel": channel,
+                "recipient": str(recipient),
+                "status": "retrying",
+                "error": None,
+                "attempt": 0,
+                "permanent": False,
+                "at": event.at,
+                "event": event.id,
+            }
+            pipe.hset(okey, str(recipient), dumps(entry))
+            pipe.hdel(_dead_key(keys), lid)
+            pipe.hset(_pending_key(keys), lid, dumps(entry))
+        pipe.execute()
