@@ -1,0 +1,104 @@
+"""Helpers the delivery tests share: settings for a local SMTP server, alerts, workers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from redis import Redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from sorawatch.events import Event, EventLog, queue
+from sorawatch.keys import Keys
+from sorawatch.projections import apply, subscribers
+from sorawatch.settings import Settings, SmtpSettings
+from workers import runtime
+
+QUEUES = ("changes", "email", "webhook")
+
+
+def with_smtp(settings: Settings, port: int | None, **smtp: Any) -> Settings:
+    """``settings`` sending to 127.0.0.1:``port`` (None: the outbox folder)."""
+    host = "127.0.0.1" if port is not None else None
+    values = {"host": host, "port": port or 25, "from_": "Sorawatch <alerts@watch.example.test>"}
+    values.update(smtp)
+    return dataclasses.replace(settings, smtp=SmtpSettings(**values))
+
+
+def setup_runtime(settings: Settings, redis: Redis, **extras: Any) -> runtime.Runtime:
+    return runtime.configure(settings, redis, **extras)
+
+
+def alert_record(alert_id: str = "al_test1", **changes: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "alert_id": alert_id,
+        "topic": "pricing",
+        "kind": "change",
+        "before": None,
+        "after": {"plan": "ChatGPT Plus", "amount": 20, "currency": "USD", "period": "month"},
+        "facts": {
+            "pricing": [
+                {"plan": "ChatGPT Plus", "amount": 20, "currency": "USD", "period": "month"}
+            ]
+        },
+        "title": "Sora is now available to ChatGPT Plus users at $20 a month",
+        "title_lang": "en",
+        "summary": "OpenAI opened Sora to Plus subscribers.",
+        "sources": [
+            {
+                "url": "https://news.example.test/sora-plus",
+                "title": "Sora is now available to ChatGPT Plus users at $20 a month",
+                "publisher": "Example News",
+                "lang": "en",
+                "published": "2025-02-03T10:00:00Z",
+            }
+        ],
+        "story": "st_1",
+        "raised_at": "2025-02-03T10:05:00Z",
+        "baseline": False,
+    }
+    record.update(changes)
+    return record
+
+
+def raise_alert(log: EventLog, **changes: Any) -> tuple[dict[str, Any], Event]:
+    """Append an ``alert.raised`` (without its fan-out job) and apply it."""
+    record = alert_record(**changes)
+    event = Event.new("alert.raised", record, "test", record["alert_id"])
+    log.append(event)
+    apply(log.redis, log.keys, event)
+    return record, event
+
+
+def subscribe(log: EventLog, email: str, lang: str, topics: Iterable[str] | None = None,
+              kinds: Iterable[str] | None = None, confirmed: bool = True) -> None:  # fmt: skip
+    subscribers.request(log, email, lang, topics, kinds, confirmed=confirmed)
+
+
+def run_jobs(redis: Redis, queues: Iterable[str] = QUEUES) -> None:
+    """Run every queued job (and those they enqueue) in this process."""
+    qs = [queue(name, redis) for name in queues]
+    SimpleWorker(qs, connection=redis, serializer=JSONSerializer).work(burst=True)
+
+
+def events_of(log: EventLog, *types: str) -> list[Event]:
+    return [e for _, e in log.read() if e.type in types]
+
+
+def failed_jobs(redis: Redis, names: Iterable[str] = QUEUES) -> list[str]:
+    """Ids and reasons of failed jobs, so a test shows why a job crashed."""
+    from rq.job import Job as RqJob
+
+    out = []
+    for name in names:
+        q = queue(name, redis)
+        for jid in q.failed_job_registry.get_job_ids():
+            job = RqJob.fetch(jid, connection=redis, serializer=JSONSerializer)
+            out.append(f"{jid}: {job.latest_result().exc_string if job.latest_result() else '?'}")
+    return out
+
+
+def keys_of(settings: Settings) -> Keys:
+    return Keys(settings.redis.prefix)

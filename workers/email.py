@@ -1,0 +1,271 @@
+"""Email jobs: alert batches and confirmation mail.
+
+``deliver_email(alert_id, emails, attempt)`` (queue ``email``) renders the alert
+once per language preference in the batch, then only substitutes each
+recipient's unsubscribe token; sends through the configured mailer (SMTP pool or
+outbox folder) with bounded concurrency; marks each message sent in Redis as soon
+as the server accepts it, skips what a previous run already sent, and ends the
+batch through ``workers.retry.finish`` (events, retries, dead letters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+from urllib.parse import urlsplit
+
+from sorawatch import metrics, render
+from sorawatch.errors import EventError
+from sorawatch.events import EventLog, job_id, queue
+from sorawatch.keys import digest
+from sorawatch.projections import alerts, ledger, subscribers
+from sorawatch.settings import Settings
+from sorawatch.tokens import Tokens, signing_secret
+from workers import mail, runtime
+from workers.mail.base import Mailer, SendResult
+from workers.retry import Batch, Outcome, finish
+
+# Letters only, so HTML escaping leaves it intact and it cannot occur in a template.
+TOKEN_PLACEHOLDER = "SWUNSUBSCRIBETOKENPLACEHOLDER"  # noqa: S105 (a marker, not a secret)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An alert rendered for one language preference, with a token placeholder."""
+
+    subject: str
+    text: str
+    html: str
+
+
+def header_text(value: str, limit: int = 300) -> str:
+    """A header-safe line: CR, LF and other control characters become one space,
+    so a feed title can never inject a header."""
+    return _CONTROL.sub(" ", value).strip()[:limit]
+
+
+def subject_for(alert: Mapping[str, Any], pref: str) -> str:
+    """The subject in the subscriber's language (both, joined, for ``both``)."""
+    return " | ".join(render.headline(alert, lang) for lang in render.languages(pref))
+
+
+def render_alert(alert: Mapping[str, Any], pref: str, public_url: str) -> Rendered:
+    """Render subject, text and HTML once for a language preference."""
+    context = {
+        "alert": alert,
+        "langs": render.languages(pref),
+        "public_url": public_url,
+        "unsubscribe_url": unsubscribe_url(public_url, TOKEN_PLACEHOLDER),
+    }
+    return Rendered(
+        subject=subject_for(alert, pref),
+        text=render.render("email/alert.txt.j2", **context),
+        html=render.render("email/alert.html.j2", **context),
+    )
+
+
+def unsubscribe_url(public_url: str, token: str) -> str:
+    return f"{public_url}/unsubscribe/{token}"
+
+
+def _domain(settings: Settings) -> str:
+    sender = parseaddr(settings.smtp.from_)[1]
+    if "@" in sender:
+        return sender.rsplit("@", 1)[1]
+    return urlsplit(settings.web.public_url).hostname or "localhost"
+
+
+def compose(
+    *,
+    settings: Settings,
+    recipient: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_key: str,
+    unsubscribe: str | None = None,
+) -> EmailMessage:
+    """A ``multipart/alternative`` message (text first, HTML last) with Message-ID,
+    Date, List-Id and, for list mail, RFC 8058 one-click unsubscribe headers.
+
+    The Message-ID derives from ``message_key``, so a retried message keeps it.
+    """
+    msg = EmailMessage()  # default policy: RFC 2047 for non-ASCII headers
+    msg["From"] = settings.smtp.from_
+    msg["To"] = recipient
+    msg["Subject"] = header_text(subject)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = f"<{digest(message_key, 32)}@{_domain(settings)}>"
+    host = urlsplit(settings.web.public_url).hostname or "localhost"
+    msg["List-Id"] = f"Sora alerts <alerts.{host}>"
+    if unsubscribe:
+        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    return msg
+
+
+async def send_batch(
+    log: EventLog,
+    settings: Settings,
+    mailer: Mailer,
+    alert_id: str,
+    emails: Sequence[str],
+    attempt: int = 0,
+    tag: str = "",
+) -> dict[str, int]:
+    """Send one alert to a batch of subscribers; returns counts sent/retry/abandoned.
+
+    Raises EventError when the alert is unknown. Writes sent marks, delivery
+    events, the ledger and (for transient failures) the retry job.
+    """
+    redis, keys = log.redis, log.keys
+    alert = alerts.get(redis, keys, alert_id)
+    if alert is None:
+        raise EventError(f"alert {alert_id}: not found, nothing to send")
+    batch = Batch(alert_id, "email", attempt, "workers.email.deliver_email", tag)
+    emails = list(dict.fromkeys(emails))
+    done = ledger.already_sent(redis, keys, alert_id, "email", emails)
+    outcomes: list[Outcome] = []
+    for email in emails:
+        # Sent by a run that died before writing its batch event: record it now.
+        if email in done and ledger.record(redis, keys, alert_id, "email", email) is None:
+            outcomes.append(Outcome(email, True, extra={"recovered": True}))
+    tokens = Tokens(signing_secret(settings, redis, keys))
+    public_url = settings.web.public_url
+    rendered: dict[str, Rendered] = {}
+    jobs: list[tuple[str, EmailMessage]] = []
+    for email in emails:
+        if email in done:
+            continue
+        sub = subscribers.get(redis, keys, email)
+        if sub is None or sub.status != "confirmed":
+            continue  # unsubscribed since the fan-out: send nothing, record nothing
+        if sub.lang not in rendered:
+            rendered[sub.lang] = render_alert(alert, sub.lang, public_url)
+        page = rendered[sub.lang]
+        token = tokens.sign("unsubscribe", email)
+        jobs.append(
+            (
+                email,
+                compose(
+                    settings=settings,
+                    recipient=email,
+                    subject=page.subject,
+                    text=page.text.replace(TOKEN_PLACEHOLDER, token),
+                    html=page.html.replace(TOKEN_PLACEHOLDER, token),
+                    message_key=f"{alert_id}\x1f{email}",
+                    unsubscribe=unsubscribe_url(public_url, token),
+                ),
+            )
+        )
+
+    async def one(email: str, message: EmailMessage) -> Outcome:
+        result = await mailer.send(message)
+        if result.ok:
+            ledger.mark_sent(redis, keys, alert_id, "email", email)
+        return _outcome(result)
+
+    try:
+        outcomes += await asyncio.gather(*(one(e, m) for e, m in jobs))
+    finally:
+        await mailer.close()
+    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule)
+
+
+def _outcome(result: SendResult) -> Outcome:
+    extra: dict[str, Any] = {"code": result.code} if result.code else {}
+    return Outcome(
+        result.recipient, result.ok, error=result.error, permanent=result.permanent, extra=extra
+    )
+
+
+def _mailer(rt: runtime.Runtime) -> Mailer:
+    given = rt.extras.get("mailer")
+    return given if given is not None else mail.build(rt.settings)
+
+
+def deliver_email(
+    alert_id: str, emails: list[str], attempt: int = 0, tag: str = ""
+) -> dict[str, int]:
+    """RQ job (queue ``email``): send ``alert_id`` to ``emails``; see ``send_batch``."""
+    rt = runtime.current()
+    return asyncio.run(send_batch(rt.log, rt.settings, _mailer(rt), alert_id, emails, attempt, tag))
+
+
+# -- confirmation mail -----------------------------------------------------------------
+
+
+def confirm_url(settings: Settings, tokens: Tokens, email: str) -> str:
+    return f"{settings.web.public_url}/confirm/{tokens.sign('confirm', email)}"
+
+
+async def send_confirmation_mail(
+    log: EventLog, settings: Settings, mailer: Mailer, email: str
+) -> SendResult | None:
+    """Send the double opt-in mail to a pending subscriber (None: nothing to send).
+
+    The mail is in the subscriber's language(s) and links to
+    ``{public_url}/confirm/{token}`` (a signed token valid 48 hours).
+    """
+    redis, keys = log.redis, log.keys
+    sub = subscribers.get(redis, keys, email)
+    if sub is None or sub.status != "pending":
+        return None
+    tokens = Tokens(signing_secret(settings, redis, keys))
+    langs = render.languages(sub.lang)
+    context = {
+        "langs": langs,
+        "public_url": settings.web.public_url,
+        "confirm_url": confirm_url(settings, tokens, sub.email),
+    }
+    message = compose(
+        settings=settings,
+        recipient=sub.email,
+        subject=" | ".join(render.phrase("subject.confirm", lang) for lang in langs),
+        text=render.render("email/confirm.txt.j2", **context),
+        html=render.render("email/confirm.html.j2", **context),
+        message_key=f"confirm\x1f{sub.email}\x1f{sub.requested_at}",
+    )
+    try:
+        return await mailer.send(message)
+    finally:
+        await mailer.close()
+
+
+def send_confirmation(email: str, attempt: int = 0) -> str:
+    """RQ job (queue ``email``): the confirmation mail; a transient failure is retried
+    on ``workers.retry_schedule``. Returns what happened (for the job's result)."""
+    rt = runtime.current()
+    result = asyncio.run(send_confirmation_mail(rt.log, rt.settings, _mailer(rt), email))
+    if result is None:
+        return "skipped"
+    if result.ok:
+        return "sent"
+    schedule = rt.settings.workers.retry_schedule
+    if result.permanent or attempt + 1 >= len(schedule):
+        metrics.incr(rt.redis, rt.keys, "confirmations_failed")
+        return f"failed: {result.error}"
+    q = queue("email", rt.redis)
+    options: dict[str, Any] = {"job_id": job_id("confirm", digest(email), f"a{attempt + 1}")}
+    delay = float(schedule[attempt + 1])
+    if delay <= 0:
+        q.enqueue_call("workers.email.send_confirmation", args=(email, attempt + 1), **options)
+    else:
+        q.enqueue_in(
+            timedelta(seconds=delay),
+            "workers.email.send_confirmation",
+            email,
+            attempt + 1,
+            **options,
+        )
+    return f"retrying: {result.error}"

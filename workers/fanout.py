@@ -1,0 +1,122 @@
+"""Fan-out: one ``alert.raised`` → batch jobs on the ``email`` and ``webhook`` queues.
+
+Confirmed subscribers and active webhooks that want the alert's topic and kind
+are cut into batches of ``workers.batch_size``. The batch plan is written once
+(``SET NX``): a re-run, even after subscribers came and went, reads the same plan
+and enqueues the same jobs, whose ids derive from the alert id and the batch
+number; and a ``done`` mark, set in the same MULTI as the enqueues (under WATCH),
+makes a re-run or a concurrent run enqueue nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import WatchError
+
+from sorawatch import metrics
+from sorawatch.errors import EventError
+from sorawatch.events import EventLog, Job, enqueue, job_id
+from sorawatch.keys import Keys
+from sorawatch.projections import subscribers, webhooks
+from workers import runtime
+
+PLAN_TTL = 30 * 86400  # long after any retry; losing it only matters to a re-run
+
+
+def plan_key(keys: Keys, alert_id: str) -> str:
+    return f"{keys.prefix}:fanout:{alert_id}:plan"
+
+
+def done_key(keys: Keys, alert_id: str) -> str:
+    return f"{keys.prefix}:fanout:{alert_id}:done"
+
+
+def chunks(pages: Iterable[list[str]], size: int) -> Iterator[list[str]]:
+    """Re-cut pages of any size into lists of at most ``size``."""
+    batch: list[str] = []
+    for page in pages:
+        for item in page:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def make_plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str, Any]:
+    """The recipients of an alert, batched: ``{"email": [[...], ...], "webhook": [...]}``."""
+    topic, kind = str(alert["topic"]), str(alert["kind"])
+    emails = subscribers.matching(redis, keys, topic, kind, page=max(size, 500))
+    hooks = webhooks.matching(redis, keys, topic, kind)
+    return {
+        "email": list(chunks(emails, size)),
+        "webhook": list(chunks([hooks], size)),
+    }
+
+
+def plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str, Any]:
+    """The alert's batch plan: made and stored once, read back ever after."""
+    key = plan_key(keys, str(alert["alert_id"]))
+    stored = redis.get(key)
+    if stored is None:
+        fresh = make_plan(redis, keys, alert, size)
+        redis.set(key, json.dumps(fresh, ensure_ascii=False), nx=True, ex=PLAN_TTL)
+        stored = redis.get(key)
+    return dict(json.loads(stored))  # whoever wrote first wins
+
+
+FUNCS = {"email": "workers.email.deliver_email", "webhook": "workers.webhook.deliver_webhooks"}
+
+
+def fan_out_alert(log: EventLog, alert: dict[str, Any], size: int) -> dict[str, int]:
+    """Enqueue the batch jobs of one alert, once; returns recipients per channel
+    (zeros when an earlier run already did it). Writes the plan, the jobs, metrics."""
+    redis, keys = log.redis, log.keys
+    alert_id = str(alert["alert_id"])
+    if alert.get("baseline"):
+        return {"email": 0, "webhook": 0}
+    batches = plan(redis, keys, alert, size)
+    jobs = [
+        Job(
+            channel,
+            FUNCS[channel],
+            (alert_id, recipients, 0),
+            job_id(channel, alert_id, f"b{n:05d}"),
+        )
+        for channel in ("email", "webhook")
+        for n, recipients in enumerate(batches.get(channel, []))
+    ]
+    done = done_key(keys, alert_id)
+    with redis.pipeline() as pipe:
+        try:
+            pipe.watch(done)
+            if pipe.exists(done):
+                return {"email": 0, "webhook": 0}
+            pipe.multi()
+            for job in jobs:
+                enqueue(redis, pipe, job)
+            pipe.set(done, len(jobs), ex=PLAN_TTL)
+            counts = {c: sum(len(b) for b in batches.get(c, [])) for c in ("email", "webhook")}
+            for channel, n in counts.items():
+                metrics.incr(pipe, keys, "fanout_recipients", n, channel=channel)
+            pipe.execute()
+        except WatchError:
+            return {"email": 0, "webhook": 0}  # a concurrent run enqueued them
+    return counts
+
+
+def fan_out(alert_event_id: str) -> dict[str, int]:
+    """RQ job (queue ``changes``): fan an ``alert.raised`` event out to its recipients.
+
+    Raises EventError when the event is not in the log or is not an alert.
+    """
+    rt = runtime.current()
+    event = rt.log.get(alert_event_id)
+    if event is None or event.type != "alert.raised":
+        raise EventError(f"{alert_event_id}: not an alert.raised event in the log")
+    return fan_out_alert(rt.log, dict(event.data), rt.settings.workers.batch_size)

@@ -1,0 +1,142 @@
+"""The SMTP backend (aiosmtplib): a small pool of reused connections.
+
+Up to ``smtp.concurrency`` connections are opened lazily and reused for every
+message of a batch (one EHLO/STARTTLS/AUTH per connection, not per message).
+Each message has a total deadline (``smtp.deadline``). A connection that drops
+or times out is closed and reopened for the next message.
+
+Outcomes, per RFC 5321: 2xx sent; 4xx (and timeouts, dropped connections)
+transient; 5xx permanent. aiosmtplib raises nothing when only some recipients
+are refused, so the per-recipient errors it returns are inspected too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+import aiosmtplib
+
+from sorawatch.settings import SmtpSettings
+from workers.mail.base import SendResult, recipient_of
+
+
+def _classify(recipient: str, code: int, text: str) -> SendResult:
+    permanent = 500 <= code < 600
+    return SendResult(
+        recipient, False, code=code, error=f"{code} {text}".strip(), permanent=permanent
+    )
+
+
+class SmtpMailer:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._all: list[aiosmtplib.SMTP] = []
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            use_tls=s.tls,
+            # False, not None: None lets aiosmtplib upgrade on its own; we do what the settings say.
+            start_tls=bool(s.starttls),
+            timeout=s.timeout,
+        )
+
+    async def _acquire(self) -> aiosmtplib.SMTP:
+        if self._idle is None or self._slots is None:
+            self._idle = asyncio.LifoQueue()
+            self._slots = asyncio.Semaphore(self.settings.concurrency)
+        await self._slots.acquire()
+        try:
+            client = self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            client = self._client()
+            self._all.append(client)
+        if not client.is_connected:
+            try:
+                await client.connect()
+            except BaseException:
+                client.close()
+                self._release(client)
+                raise
+        return client
+
+    def _release(self, client: aiosmtplib.SMTP) -> None:
+        assert self._idle is not None
+        assert self._slots is not None
+        self._idle.put_nowait(client)
+        self._slots.release()
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        """Send one single-recipient message within the deadline; never raises for
+        a refusal, a timeout or a lost connection: those are results."""
+        recipient = recipient_of(message)
+        try:
+            return await asyncio.wait_for(self._send(message, recipient), self.settings.deadline)
+        except TimeoutError:
+            return SendResult(recipient, False, error=f"no answer within {self.settings.deadline}s")
+
+    async def _send(self, message: EmailMessage, recipient: str) -> SendResult:
+        sender = parseaddr(str(message["From"]))[1]
+        client: aiosmtplib.SMTP | None = None
+        try:
+            client = await self._acquire()
+            errors, _reply = await client.send_message(
+                message, sender=sender, recipients=[recipient]
+            )
+            if recipient in errors:
+                code, text = errors[recipient]
+                return _classify(recipient, code, text)
+            return SendResult(recipient, True, code=250)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0] if exc.recipients else None
+            if refused is None:
+                return SendResult(recipient, False, error=str(exc))
+            return _classify(recipient, refused.code, refused.message)
+        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPNotSupported) as exc:
+            # A settings problem: retrying later may help once someone fixes it.
+            await self._discard(client)
+            client = None
+            return SendResult(recipient, False, error=f"SMTP setup: {exc}")
+        except aiosmtplib.SMTPResponseException as exc:
+            return _classify(recipient, exc.code, exc.message)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            await self._discard(client)
+            client = None
+            return SendResult(recipient, False, error=f"{type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:
+            await self._discard(client)
+            client = None
+            raise
+        finally:
+            if client is not None:
+                self._release(client)
+
+    async def _discard(self, client: aiosmtplib.SMTP | None) -> None:
+        """Close a connection in an unknown state; the pool opens a new one when needed."""
+        if client is None:
+            return
+        client.close()
+        assert self._idle is not None
+        assert self._slots is not None
+        self._idle.put_nowait(client)
+        self._slots.release()
+
+    async def close(self) -> None:
+        """QUIT every open connection."""
+        for client in self._all:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+        self._all.clear()
+        self._idle = None
+        self._slots = None

@@ -1,0 +1,168 @@
+"""What a delivery batch does with its outcomes: record them, retry, give up.
+
+Both channels (email and webhook) end a batch the same way: one
+``delivery.succeeded`` event for what was sent, one ``delivery.failed`` for what
+will be retried (and a smaller batch job scheduled with the RQ scheduler after
+the schedule's delay), one ``delivery.abandoned`` for what failed permanently or
+ran out of attempts. Per batch, never per recipient: the log stays readable at
+100,000 subscribers. Events are then applied to the ledger projection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sorawatch import metrics
+from sorawatch.events import Event, EventLog, job_id, queue
+from sorawatch.projections import apply
+
+# The longest we let a Retry-After header push a retry out.
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one recipient's message in this attempt."""
+
+    recipient: str
+    ok: bool
+    error: str | None = None
+    permanent: bool = False
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def batch_tag(recipients: Sequence[str], tag: str = "") -> str:
+    """A stable name for a batch: the digest of its recipients (plus a manual-retry tag)."""
+    raw = json.dumps([sorted(recipients), tag], ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+def retry_delay(schedule: Sequence[int], attempt: int, retry_after: float | None) -> float | None:
+    """Seconds to wait before ``attempt`` (None: the schedule is used up).
+
+    The schedule's delay gets ±10 % jitter, so endpoints that failed together do not
+    all come back at the same instant; a ``Retry-After`` longer than that wins.
+    """
+    if attempt >= len(schedule):
+        return None
+    base = float(schedule[attempt])
+    delay = base * random.uniform(0.9, 1.1) if base > 0 else 0.0
+    if retry_after is not None and retry_after > delay:
+        delay = min(retry_after, MAX_RETRY_AFTER)
+    return delay
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One delivery job's identity: which alert, channel, attempt, and how to retry it."""
+
+    alert_id: str
+    channel: str  # "email" | "webhook"
+    attempt: int
+    func: str  # dotted path of the job function, for the retry
+    tag: str = ""
+
+
+def finish(
+    log: EventLog,
+    batch: Batch,
+    recipients: Sequence[str],
+    results: Sequence[Outcome],
+    schedule: Sequence[int],
+) -> dict[str, int]:
+    """Record a batch's outcomes as events, schedule the retry, apply to the ledger.
+
+    Returns counts ``{"sent", "retry", "abandoned"}``. Writes the events (idempotent:
+    their ids derive from the batch, so a re-run job writes nothing twice), the
+    retry job (its id derives from the batch too) and metrics.
+    """
+    redis, keys = log.redis, log.keys
+    tag = batch_tag(recipients, batch.tag)
+    now = datetime.now(UTC)
+    sent: list[dict[str, Any]] = []
+    retry: list[dict[str, Any]] = []
+    dead: list[dict[str, Any]] = []
+    retry_after: float | None = None
+    for out in results:
+        row: dict[str, Any] = {
+            "recipient": out.recipient,
+            "outcome": "sent" if out.ok else "failed",
+            "error": out.error,
+            "attempt": batch.attempt,
+            **out.extra,
+        }
+        if out.ok:
+            sent.append(row)
+            continue
+        if out.permanent or batch.attempt + 1 >= len(schedule):
+            row.update(outcome="abandoned", permanent=out.permanent)
+            dead.append(row)
+            continue
+        if out.retry_after is not None:
+            retry_after = max(retry_after or 0.0, out.retry_after)
+        retry.append(row)
+    delay = retry_delay(schedule, batch.attempt + 1, retry_after) if retry else None
+    if retry and delay is not None:
+        at = (now + timedelta(seconds=delay)).isoformat().replace("+00:00", "Z")
+        for row in retry:
+            row["retry_at"] = at
+        _schedule_retry(log, batch, [r["recipient"] for r in retry], tag, delay)
+    identity = (batch.alert_id, batch.channel, tag, batch.attempt)
+    events = [
+        Event.new(
+            name,
+            {
+                "alert_id": batch.alert_id,
+                "channel": batch.channel,
+                "results": rows,
+                "attempt": batch.attempt,
+                "batch": tag,
+            },
+            *identity,
+        )
+        for name, rows in (
+            ("delivery.succeeded", sent),
+            ("delivery.failed", retry),
+            ("delivery.abandoned", dead),
+        )
+        if rows
+    ]
+    appended = log.append_many([(e, ()) for e in events])
+    for item in appended:
+        # A re-run applies what the log holds, not what this run computed.
+        logged = item.event if item.new else (log.get(item.event.id) or item.event)
+        apply(redis, keys, logged)
+    with redis.pipeline(transaction=False) as pipe:
+        for name, rows in (("sent", sent), ("retry", retry), ("abandoned", dead)):
+            if rows:
+                metrics.incr(
+                    pipe, keys, "deliveries", len(rows), channel=batch.channel, outcome=name
+                )
+        pipe.execute()
+    return {"sent": len(sent), "retry": len(retry), "abandoned": len(dead)}
+
+
+def _schedule_retry(
+    log: EventLog, batch: Batch, recipients: list[str], tag: str, delay: float
+) -> None:
+    """Enqueue (delay 0) or schedule the smaller batch for the next attempt.
+
+    The job id derives from the batch and the attempt, so a re-run of this job
+    replaces the retry instead of adding a second one.
+    """
+    q = queue(batch.channel, log.redis)
+    args = (batch.alert_id, recipients, batch.attempt + 1)
+    kwargs: dict[str, Any] = {"tag": batch.tag} if batch.tag else {}
+    jid = job_id(batch.channel, batch.alert_id, tag, f"a{batch.attempt + 1}")
+    options: dict[str, Any] = {"job_id": jid, "result_ttl": 3600, "failure_ttl": 7 * 86400}
+    if delay <= 0:
+        q.enqueue_call(batch.func, args=args, kwargs=kwargs, **options)
+    else:
+        q.enqueue_in(timedelta(seconds=delay), batch.func, *args, **kwargs, **options)

@@ -1,0 +1,240 @@
+"""Signed webhook delivery (Standard Webhooks), concurrently across endpoints.
+
+``deliver_webhooks(alert_id, webhook_ids, attempt)`` (queue ``webhook``) POSTs one
+JSON body ``{"type", "timestamp", "data"}`` to each active endpoint, signed with its
+``whsec_`` secret (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``).
+The ``webhook-id`` derives from alert + endpoint, so every retry carries the same
+one and a consumer can drop duplicates. Redirects are not followed; only 2xx is
+success; timeouts, 429 (``Retry-After`` honoured) and 5xx are retried on
+``webhooks.retry_schedule``; 410 disables the endpoint, and so does failing
+without a break for ``webhooks.disable_after`` seconds. Connections go only to
+public addresses (checked on the resolved address) unless ``allow_private``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from standardwebhooks import Webhook as Signer
+
+from sorawatch import netguard, render
+from sorawatch.errors import EventError
+from sorawatch.events import EventLog, utcnow
+from sorawatch.keys import Keys, digest
+from sorawatch.projections import alerts, ledger, webhooks
+from sorawatch.projections._common import epoch
+from sorawatch.settings import Settings
+from workers import runtime
+from workers.retry import Batch, Outcome, finish
+
+TYPES = {
+    ("status", "change"): "sora.status.changed",
+    ("pricing", "change"): "sora.pricing.changed",
+    ("partnership", "change"): "sora.partnership.announced",
+}
+USER_AGENT = "sorawatch-webhooks/0.1"
+
+
+def event_type(alert: Mapping[str, Any]) -> str:
+    """``sora.status.changed`` / ``sora.pricing.changed`` / ``sora.partnership.announced``
+    for changes; ``sora.news`` for news."""
+    return TYPES.get((alert.get("topic"), alert.get("kind")), "sora.news")  # type: ignore[arg-type]
+
+
+def payload(alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The body: what changed, headline and summary in both languages, the sources."""
+    data: dict[str, Any] = {
+        "alert_id": alert["alert_id"],
+        "topic": alert.get("topic"),
+        "kind": alert.get("kind"),
+        "headline": {lang: render.headline(alert, lang) for lang in ("en", "ar")},
+        "summary": {lang: render.summary(alert, lang) for lang in ("en", "ar")},
+        "sources": [
+            {
+                "url": s.get("url"),
+                "title": s.get("title"),
+                "publisher": s.get("publisher"),
+                "language": s.get("lang"),
+                "published": s.get("published"),
+            }
+            for s in alert.get("sources") or ()
+        ],
+        "raised_at": alert.get("raised_at"),
+    }
+    if alert.get("kind") == "change":
+        data["before"] = alert.get("before")
+        data["after"] = alert.get("after")
+    return {
+        "type": event_type(alert),
+        "timestamp": alert.get("raised_at") or utcnow(),
+        "data": data,
+    }
+
+
+def message_id(alert_id: str, webhook_id: str) -> str:
+    """The same ``webhook-id`` for every attempt of one alert to one endpoint."""
+    return "msg_" + digest(f"{alert_id}\x1f{webhook_id}", 32)
+
+
+def sign(secret: str, msg_id: str, body: str, when: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers for ``body``."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Signer(secret).sign(msg_id, when, body),
+    }
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def post_one(
+    client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str]
+) -> Outcome:
+    """POST once and classify: 2xx sent; 429/5xx/408/timeouts transient; 410 and
+    other statuses (3xx included: redirects are not followed) permanent."""
+    try:
+        response = await client.post(
+            url,
+            content=body.encode("utf-8"),
+            headers={**headers, "content-type": "application/json", "user-agent": USER_AGENT},
+        )
+    except httpx.TimeoutException as exc:
+        return Outcome(url, False, error=f"timeout: {type(exc).__name__}")
+    except httpx.HTTPError as exc:
+        if netguard.is_refusal(exc):
+            return Outcome(url, False, error=str(exc), permanent=True)
+        return Outcome(url, False, error=f"{type(exc).__name__}: {exc}")
+    code = response.status_code
+    extra = {"code": code}
+    if 200 <= code < 300:
+        return Outcome(url, True, extra=extra)
+    error = f"HTTP {code}"
+    if code == 429 or code >= 500 or code == 408:
+        wait = retry_after(response.headers.get("retry-after"))
+        return Outcome(url, False, error=error, retry_after=wait, extra=extra)
+    return Outcome(url, False, error=error, permanent=True, extra=extra)
+
+
+def _failing_key(keys: Keys, webhook_id: str) -> str:
+    """Operational: since when an endpoint has failed without a success in between."""
+    return f"{keys.prefix}:webhook:{webhook_id}:failing_since"
+
+
+async def send_batch(
+    log: EventLog,
+    settings: Settings,
+    alert_id: str,
+    webhook_ids: Sequence[str],
+    attempt: int = 0,
+    tag: str = "",
+    client: httpx.AsyncClient | None = None,
+) -> dict[str, int]:
+    """Deliver one alert to a batch of endpoints; returns counts sent/retry/abandoned.
+
+    Raises EventError when the alert is unknown. Writes sent marks, delivery events,
+    the ledger, retry jobs, and ``webhook.disabled`` for 410 or endless failure.
+    """
+    redis, keys = log.redis, log.keys
+    alert = alerts.get(redis, keys, alert_id)
+    if alert is None:
+        raise EventError(f"alert {alert_id}: not found, nothing to send")
+    batch = Batch(alert_id, "webhook", attempt, "workers.webhook.deliver_webhooks", tag)
+    ids = list(dict.fromkeys(webhook_ids))
+    done = ledger.already_sent(redis, keys, alert_id, "webhook", ids)
+    outcomes: list[Outcome] = [
+        Outcome(w, True, extra={"webhook_id": w, "recovered": True})
+        for w in ids
+        if w in done and ledger.record(redis, keys, alert_id, "webhook", w) is None
+    ]
+    body = json.dumps(payload(alert), ensure_ascii=False, separators=(",", ":"))
+    limit = asyncio.Semaphore(settings.webhooks.concurrency)
+
+    async def one(http: httpx.AsyncClient, hook: webhooks.Webhook) -> Outcome:
+        try:
+            secret = webhooks.secret(redis, keys, hook.id)
+        except KeyError:
+            extra = {"webhook_id": hook.id}
+            return Outcome(hook.id, False, "no signing secret", permanent=True, extra=extra)
+        headers = sign(secret, message_id(alert_id, hook.id), body, datetime.now(UTC))
+        async with limit:
+            out = await post_one(http, hook.url, body, headers)
+        extra = {**out.extra, "webhook_id": hook.id}
+        result = Outcome(hook.id, out.ok, out.error, out.permanent, out.retry_after, extra)
+        if result.ok:
+            ledger.mark_sent(redis, keys, alert_id, "webhook", hook.id)
+        _after(log, settings, hook, result)
+        return result
+
+    hooks = []
+    for wid in ids:
+        hook = webhooks.get(redis, keys, wid)
+        if wid not in done and hook is not None and hook.active:
+            hooks.append(hook)
+    own = client is None
+    http = client or new_client(settings)
+    try:
+        outcomes += await asyncio.gather(*(one(http, h) for h in hooks))
+    finally:
+        if own:
+            await http.aclose()
+    return finish(log, batch, ids, outcomes, settings.webhooks.retry_schedule)
+
+
+def _after(log: EventLog, settings: Settings, hook: webhooks.Webhook, result: Outcome) -> None:
+    """Mark a success at once; track continuous failure; disable on 410 or too long failing."""
+    redis, keys = log.redis, log.keys
+    key = _failing_key(keys, hook.id)
+    if result.ok:
+        redis.delete(key)
+        return
+    if result.extra.get("code") == 410:
+        webhooks.disable(log, hook.id, "410 Gone")
+        return
+    redis.set(key, utcnow(), nx=True)
+    since = redis.get(key)
+    since_text = since.decode() if isinstance(since, bytes) else str(since)
+    failing_for = datetime.now(UTC).timestamp() - epoch(since_text)
+    if failing_for >= settings.webhooks.disable_after:
+        webhooks.disable(
+            log, hook.id, f"failing since {since_text}: {result.error}", failing_since=since_text
+        )
+
+
+def new_client(settings: Settings) -> httpx.AsyncClient:
+    """One client per job: no redirects, the configured timeout, the address guard."""
+    return httpx.AsyncClient(
+        transport=netguard.GuardedTransport(
+            settings.webhooks.allow_private, max_connections=settings.webhooks.concurrency
+        ),
+        timeout=httpx.Timeout(settings.webhooks.timeout),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def deliver_webhooks(
+    alert_id: str, webhook_ids: list[str], attempt: int = 0, tag: str = ""
+) -> dict[str, int]:
+    """RQ job (queue ``webhook``): deliver ``alert_id`` to ``webhook_ids``."""
+    rt = runtime.current()
+    return asyncio.run(send_batch(rt.log, rt.settings, alert_id, webhook_ids, attempt, tag))
