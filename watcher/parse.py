@@ -23,6 +23,7 @@ import feedparser
 from sorawatch.errors import ParseError
 
 JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
+_XML_STARTS = (b"<", b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")  # UTF-8, UTF-16 with/without BOM
 _HTML_PAGE = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
 
 
@@ -62,6 +63,8 @@ def parse(url: str, body: bytes, headers: Mapping[str, str] | None = None) -> Pa
         raise ParseError(url, "empty body")
     if _looks_like_json(body, headers.get("content-type", "")):
         return parse_json_feed(url, body)
+    if not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(_XML_STARTS):
+        raise ParseError(url, "not a feed (neither XML nor JSON)")
     return _parse_xml(url, body, headers)
 
 
