@@ -1,0 +1,103 @@
+"""`sorawatch subscribe`, `unsubscribe` and `webhook add|list|remove`: who hears of alerts."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sorawatch.cli.context import Context, fail, pass_context
+from sorawatch.errors import ValidationError
+from sorawatch.projections import subscribers, webhooks
+
+
+@click.command("subscribe")
+@click.argument("email")
+@click.option("--lang", required=True, help="ar, en or both.")
+@click.option("--topics", required=True, help="Comma-separated: status,pricing,partnership.")
+@click.option("--kinds", default="change,news", show_default=True, help="change,news.")
+@click.option("--confirmed", is_flag=True, help="Skip the double opt-in (you vouch for it).")
+@pass_context
+def subscribe_command(
+    ctx: Context, email: str, lang: str, topics: str, kinds: str, confirmed: bool
+) -> None:
+    """Subscribe EMAIL to alerts (pending until confirmed, unless --confirmed)."""
+    try:
+        # Checked before Redis is touched: a bad value writes nothing.
+        subscribers.normalize_email(email)
+        sub = subscribers.request(ctx.log, email, lang, topics, kinds, confirmed=confirmed)
+    except ValidationError as exc:
+        fail(str(exc))
+    click.echo(
+        f"{sub.email}: {sub.status} (lang {sub.lang}; topics {','.join(sub.topics)}; "
+        f"kinds {','.join(sub.kinds)})"
+    )
+
+
+@click.command("unsubscribe")
+@click.argument("email")
+@pass_context
+def unsubscribe_command(ctx: Context, email: str) -> None:
+    """Stop all alerts to EMAIL."""
+    if subscribers.unsubscribe(ctx.log, email):
+        click.echo(f"{email.strip().lower()}: unsubscribed")
+    else:
+        fail(f"{email}: not subscribed")
+
+
+@click.group("webhook")
+def webhook_group() -> None:
+    """Webhook endpoints that receive signed JSON alerts."""
+
+
+@webhook_group.command("add")
+@click.argument("url")
+@click.option("--secret", default=None, help="whsec_... (generated and printed once if unset).")
+@click.option("--lang", default="both", show_default=True, help="ar, en or both.")
+@click.option("--topics", default="status,pricing,partnership", show_default=True)
+@click.option("--kinds", default="change,news", show_default=True)
+@pass_context
+def webhook_add(
+    ctx: Context, url: str, secret: str | None, lang: str, topics: str, kinds: str
+) -> None:
+    """Register URL; prints its id (and the secret, when generated)."""
+    try:
+        hook, key = webhooks.register(
+            ctx.log, url, secret=secret, lang=lang, topics=topics, kinds=kinds,
+            allow_private=ctx.settings.webhooks.allow_private,
+        )  # fmt: skip
+    except ValidationError as exc:
+        fail(str(exc))
+    click.echo(f"{hook.id}  {hook.url}")
+    if secret is None:
+        click.echo(f"secret: {key}")
+        click.echo("(shown once: store it where the receiver can verify signatures)", err=True)
+
+
+@webhook_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_context
+def webhook_list(ctx: Context, as_json: bool) -> None:
+    """List registered webhooks (secrets are never shown)."""
+    for hook in webhooks.list_all(ctx.redis, ctx.keys):
+        if as_json:
+            click.echo(json.dumps(hook.to_dict(), ensure_ascii=False))
+            continue
+        state = "active" if hook.active else f"disabled ({hook.disabled_reason})"
+        click.echo(
+            f"{hook.id}  {hook.url}  lang={hook.lang} topics={','.join(hook.topics)} "
+            f"kinds={','.join(hook.kinds)}  {state}"
+        )
+
+
+@webhook_group.command("remove")
+@click.argument("webhook_id")
+@pass_context
+def webhook_remove(ctx: Context, webhook_id: str) -> None:
+    """Remove a webhook and forget its secret."""
+    if not webhooks.remove(ctx.log, webhook_id):
+        fail(f"{webhook_id}: no such webhook")
+    click.echo(f"{webhook_id}: removed")
+
+
+COMMANDS = [subscribe_command, unsubscribe_command, webhook_group]

@@ -1,0 +1,116 @@
+"""`sorawatch subscribe / unsubscribe / webhook` against a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner, Result
+from redis import Redis
+from standardwebhooks import Webhook as Verifier
+
+from sorawatch.cli.main import cli
+from sorawatch.events import EventLog
+from sorawatch.keys import Keys
+from sorawatch.projections import subscribers, webhooks
+
+
+@pytest.fixture
+def run(redis_url: str, redis: Redis, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    env = {"SORAWATCH_REDIS_URL": redis_url, "SORAWATCH_CONFIG": "",
+           "SORAWATCH_DATA_DIR": str(tmp_path_factory.mktemp("data")),
+           "SORAWATCH_WEBHOOKS_ALLOW_PRIVATE": "true"}  # fmt: skip
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def test_subscribe_pending_then_confirmed_and_unsubscribe(run, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+    result = run("subscribe", "Reader@Example.com", "--lang", "ar", "--topics", "status,pricing")
+    assert result.exit_code == 0, result.output
+    keys = Keys()
+    sub = subscribers.get(redis, keys, "reader@example.com")
+    assert sub is not None
+    assert sub.status == "pending"
+    assert sub.topics == ("status", "pricing")
+    assert list(subscribers.matching(redis, keys, "status", "news")) == []
+    result = run("subscribe", "reader@example.com", "--lang", "both", "--topics", "status",
+                 "--kinds", "change", "--confirmed")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert list(subscribers.matching(redis, keys, "status", "change")) == [["reader@example.com"]]
+    assert list(subscribers.matching(redis, keys, "status", "news")) == []
+    assert run("unsubscribe", "reader@example.com").exit_code == 0
+    assert list(subscribers.matching(redis, keys, "status", "change")) == []
+    assert run("unsubscribe", "reader@example.com").exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("not-an-email", "--lang", "en", "--topics", "status"),
+        ("a@example.com", "--lang", "fr", "--topics", "status"),
+        ("a@example.com", "--lang", "en", "--topics", "status,weather"),
+        ("a@example.com", "--lang", "en", "--topics", "status", "--kinds", "gossip"),
+        ("a@example.com", "--lang", "en", "--topics", ","),
+    ],
+)
+def test_invalid_subscription_is_a_clear_error_and_writes_nothing(
+    run, redis: Redis, args: tuple[str, ...]
+) -> None:  # type: ignore[no-untyped-def]
+    result = run("subscribe", *args)
+    assert result.exit_code == 1
+    assert "sorawatch:" in result.output
+    assert EventLog(redis).count() == 0
+    assert subscribers.count(redis, Keys()) == 0
+
+
+def test_webhook_add_list_remove_and_the_secret_signs(run, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+    result = run("webhook", "add", "http://127.0.0.1:9/hook", "--lang", "en",
+                 "--topics", "pricing")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    hook_id = result.output.split()[0]
+    secret = next(line.split(": ", 1)[1] for line in result.output.splitlines()
+                  if line.startswith("secret: "))  # fmt: skip
+    keys = Keys()
+    assert webhooks.secret(redis, keys, hook_id) == secret
+    # the secret works with the Standard Webhooks library, and is nowhere in the log
+    verifier = Verifier(secret)
+    signature = verifier.sign("msg_1", __import__("datetime").datetime.now(), '{"a":1}')
+    headers = {"webhook-id": "msg_1", "webhook-signature": signature,
+               "webhook-timestamp": str(int(__import__("time").time()))}  # fmt: skip
+    assert verifier.verify('{"a":1}', headers) == {"a": 1}
+    assert all(secret not in e.to_json() for _, e in EventLog(redis).read())
+    assert webhooks.matching(redis, keys, "pricing", "news") == [hook_id]
+    assert webhooks.matching(redis, keys, "status", "news") == []
+    listing = run("webhook", "list")
+    assert hook_id in listing.output
+    assert secret not in listing.output
+    assert run("webhook", "remove", hook_id).exit_code == 0
+    assert webhooks.list_all(redis, keys) == []
+    assert run("webhook", "remove", hook_id).exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [
+        ("ftp://example.com/hook", ()),
+        ("not a url", ()),
+        ("http://127.0.0.1:9/hook", ("--lang", "de")),
+        ("http://127.0.0.1:9/hook", ("--secret", "plain-text")),
+    ],
+)
+def test_invalid_webhook_is_a_clear_error_and_writes_nothing(
+    run, redis: Redis, url: str, extra: tuple[str, ...]
+) -> None:  # type: ignore[no-untyped-def]
+    result = run("webhook", "add", url, *extra)
+    assert result.exit_code == 1
+    assert "sorawatch:" in result.output
+    assert EventLog(redis).count() == 0
+    assert not redis.exists(Keys().webhook_secrets)
+
+
+def test_webhook_inside_the_network_is_refused_unless_allowed(redis: Redis) -> None:
+    log = EventLog(redis)
+    with pytest.raises(Exception, match="inside the network"):
+        webhooks.register(log, "http://127.0.0.1:9/hook", allow_private=False)
+    assert log.count() == 0
