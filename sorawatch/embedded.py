@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import BusyLoadingError, RedisError
+from redis.retry import Retry
 
 from sorawatch.errors import SorawatchError
 
@@ -27,6 +29,18 @@ log = logging.getLogger("sorawatch.embedded")
 
 URL_FILE = "redis.url"
 REDIS_DIR = "redis"
+
+
+def _client(url: str | None = None, *, port: int = 0, timeout: float = 2.0) -> Redis:
+    """A one-shot admin client: no retries, since SHUTDOWN drops the connection on purpose."""
+    options: dict[str, object] = {
+        "socket_connect_timeout": 0.5,
+        "socket_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if url is not None:
+        return Redis.from_url(url, **options)  # type: ignore[arg-type]
+    return Redis(host="127.0.0.1", port=port, **options)  # type: ignore[arg-type]
 
 
 class EmbeddedRedisError(SorawatchError):
@@ -55,6 +69,8 @@ def redis_binary() -> str:
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        # As redis-server binds: connections of a stopped run in TIME_WAIT do not block it.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -118,10 +134,11 @@ class EmbeddedRedis:
         last = previous_url(self.data_dir)
         if not last:
             return
-        client = Redis.from_url(last, socket_connect_timeout=0.5, socket_timeout=2)
+        client = _client(last)
         try:
-            dirs = client.config_get("dir")
-            if Path(str(dirs.get(b"dir", b""), "utf-8")).resolve() != self.dir.resolve():
+            found = client.config_get("dir").get("dir", "")
+            found = found.decode("utf-8") if isinstance(found, bytes) else str(found)
+            if not found or Path(found).resolve() != self.dir.resolve():
                 return  # somebody else's Redis now lives on that port
             log.warning("shutting down a Redis left running by an earlier run at %s", last)
             with contextlib.suppress(RedisError):
@@ -171,7 +188,7 @@ class EmbeddedRedis:
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.proc is not None
-        client = Redis(port=self.port or 0, socket_connect_timeout=0.5, socket_timeout=2)
+        client = _client(port=self.port or 0)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -218,7 +235,7 @@ class EmbeddedRedis:
         """SHUTDOWN (flushes the AOF), wait, and SIGKILL only if it does not exit in time."""
         if not self.alive():
             return
-        client = Redis(port=self.port or 0, socket_connect_timeout=1, socket_timeout=timeout)
+        client = _client(port=self.port or 0, timeout=timeout)
         try:
             client.shutdown()
         except RedisError:
