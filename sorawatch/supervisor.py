@@ -40,7 +40,7 @@ class Backoff:
     stable: float = 60.0
 
     def delay(self, crashes: int) -> float:
-        return min(self.cap, self.first * 2 ** max(0, crashes - 1))
+        return min(self.cap, self.first * 2.0 ** max(0, crashes - 1))
 
 
 @dataclass
