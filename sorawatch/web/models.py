@@ -1,0 +1,126 @@
+"""Pydantic models of the admin and ops API, so ``/openapi.json`` says exactly
+what goes in and what comes out."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Lang = Literal["ar", "en", "both"]
+Topic = Literal["status", "pricing", "partnership"]
+Kind = Literal["change", "news"]
+ALL_TOPICS: list[Topic] = ["status", "pricing", "partnership"]
+ALL_KINDS: list[Kind] = ["change", "news"]
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="What was wrong, for a person to read.")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "failing"]
+    checks: dict[str, str] = Field(description="Each check: `ok` or `failing: reason`.")
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000, description="An http(s) URL to POST alerts to.")
+    secret: str | None = Field(
+        default=None,
+        min_length=24,
+        max_length=200,
+        pattern=r"^whsec_[A-Za-z0-9+/=]+$",
+        description="A `whsec_` base64 secret; generated when omitted.",
+    )
+    lang: Lang = "both"
+    topics: list[Topic] = Field(default_factory=lambda: list(ALL_TOPICS), min_length=1)
+    kinds: list[Kind] = Field(default_factory=lambda: list(ALL_KINDS), min_length=1)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    lang: Lang
+    topics: list[Topic]
+    kinds: list[Kind]
+    active: bool
+    disabled_reason: str | None = None
+    created_at: str | None = None
+    failing_since: str | None = None
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="The signing secret. Shown once: it cannot be read again.")
+
+
+class DisableIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="disabled by an administrator", min_length=1, max_length=500)
+
+
+class Removed(BaseModel):
+    removed: bool
+
+
+class SubscriberOut(BaseModel):
+    email: str
+    lang: Lang
+    topics: list[Topic]
+    kinds: list[Kind]
+    status: Literal["pending", "confirmed", "unsubscribed"]
+    requested_at: str | None = None
+    confirmed_at: str | None = None
+
+
+class SubscriberPage(BaseModel):
+    total: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    limit: int = Field(ge=1)
+    items: list[SubscriberOut]
+
+
+class Unsubscribed(BaseModel):
+    email: str
+    unsubscribed: bool
+
+
+class FeedOut(BaseModel):
+    url: str
+    name: str
+    lang: Literal["ar", "en"] | None
+    interval: int | None
+    health: dict[str, Any] = Field(
+        description="The watcher's health record for this feed (empty before its first poll)."
+    )
+
+
+class DeadLetterOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    alert_id: str
+    channel: Literal["email", "webhook"]
+    recipient: str
+    error: str | None = None
+    attempt: int | None = None
+
+
+class RetryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alert_id: str | None = Field(default=None, max_length=200, description="Only this alert.")
+    channel: Literal["email", "webhook"] | None = Field(
+        default=None, description="Only this channel."
+    )
+
+
+class RetryOut(BaseModel):
+    retried: int = Field(ge=0, description="Dead letters put back on their queue.")
+
+
+class ReplayOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    events: int = Field(ge=0)

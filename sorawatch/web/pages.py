@@ -1,0 +1,127 @@
+"""The status page: Sora's current status, plans and prices, partners and a
+timeline of changes, each with links to its sources, in Arabic or English."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from sorawatch.projections import alerts, state
+from sorawatch.web.view import page, page_lang
+
+router = APIRouter(include_in_schema=False)
+
+TIMELINE = 30
+ALL_TOPICS = ("status", "pricing", "partnership")
+ALL_KINDS = ("change", "news")
+
+
+@router.get("/", response_class=HTMLResponse)
+def status_page(request: Request) -> HTMLResponse:
+    """The status page in the language the reader asked for."""
+    lang = page_lang(request)
+    redis, keys = request.app.state.redis, request.app.state.keys
+    return page(
+        request,
+        "status.html",
+        lang,
+        state=clean_state(state.current(redis, keys)),
+        alerts=[clean_alert(a) for a in alerts.recent(redis, keys, limit=TIMELINE)],
+        form=blank_form(lang),
+        form_error=None,
+    )
+
+
+def blank_form(lang: str) -> dict[str, Any]:
+    """The subscribe form's defaults: the page's language, every topic and kind."""
+    return {"email": "", "lang": lang, "topics": ALL_TOPICS, "kinds": ALL_KINDS}
+
+
+def safe_url(url: Any) -> str | None:
+    """The URL when it is http(s), else None: a feed's ``javascript:`` never becomes a link."""
+    if not isinstance(url, str):
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
+
+
+def clean_sources(sources: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """Sources with every key the templates read, and only http(s) links."""
+    out = []
+    for raw in sources or ():
+        if not isinstance(raw, dict):
+            continue
+        url = safe_url(raw.get("url"))
+        if url is None:
+            continue
+        lang = raw.get("lang") if raw.get("lang") in ("ar", "en") else None
+        out.append(
+            {
+                "url": url,
+                "title": str(raw.get("title") or ""),
+                "publisher": str(raw.get("publisher") or ""),
+                "lang": lang,
+                "published": raw.get("published"),
+            }
+        )
+    return out
+
+
+def clean_state(current: dict[str, Any]) -> dict[str, Any]:
+    """The state with evidence lists cleaned and every key present."""
+    status = current.get("status")
+    if status:
+        status = {
+            "value": status.get("value"),
+            "version": status.get("version"),
+            "since": status.get("since"),
+            "evidence": clean_sources(status.get("evidence")),
+        }
+    pricing = [
+        {
+            "plan": p.get("plan") or "",
+            "amount": p.get("amount"),
+            "currency": p.get("currency"),
+            "period": p.get("period"),
+            "since": p.get("since"),
+            "evidence": clean_sources(p.get("evidence")),
+        }
+        for p in current.get("pricing") or ()
+    ]
+    partners = [
+        {
+            "name": p.get("name") or "",
+            "since": p.get("since"),
+            "evidence": clean_sources(p.get("evidence")),
+        }
+        for p in current.get("partners") or ()
+    ]
+    counts = current.get("counts") or {}
+    return {
+        "status": status,
+        "pricing": pricing,
+        "partners": partners,
+        "counts": {k: counts.get(k, 0) for k in ("items", "stories", "alerts")},
+    }
+
+
+def clean_alert(alert: dict[str, Any]) -> dict[str, Any]:
+    """An alert record with the keys the templates and Atom read."""
+    return {
+        **alert,
+        "alert_id": str(alert.get("alert_id") or ""),
+        "topic": alert.get("topic") or "",
+        "kind": alert.get("kind") or "news",
+        "title": str(alert.get("title") or ""),
+        "title_lang": alert.get("title_lang") if alert.get("title_lang") in ("ar", "en") else None,
+        "summary": str(alert.get("summary") or ""),
+        "raised_at": alert.get("raised_at") or "",
+        "sources": clean_sources(alert.get("sources")),
+    }

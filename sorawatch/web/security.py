@@ -1,0 +1,128 @@
+"""What every response carries and every request must respect.
+
+Security headers on every response (pages hold text from feeds, so the CSP
+forbids scripts outright), a cap on request bodies (checked on the declared
+length and on the bytes actually streamed), and the admin bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sorawatch.web.errors import ApiError
+
+MAX_BODY = 64 * 1024
+
+CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+
+
+class BodyTooLarge(HTTPException):
+    """Raised inside the app when a streamed body passes the cap.
+
+    An HTTPException so FastAPI's body parsing lets it through (it turns any
+    other error while reading the body into a 400) and the handlers answer 413.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(413, f"request body is larger than {MAX_BODY // 1024} KiB")
+
+
+class SecurityMiddleware:
+    """Adds the security headers to every response and caps request bodies.
+
+    Pure ASGI (not BaseHTTPMiddleware) so it also covers responses built by
+    exception handlers and never buffers a streamed body.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in HEADERS if k not in names]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_body:
+            await _too_large(scope, receive, send_with_headers)
+            return
+
+        seen = 0
+
+        async def counted_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counted_receive, send_with_headers)
+        except BodyTooLarge:
+            await _too_large(scope, receive, send_with_headers)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    from sorawatch.web.errors import error_response
+
+    response = error_response(
+        Request(scope, receive), 413, f"request body is larger than {MAX_BODY // 1024} KiB"
+    )
+    await response(scope, receive, send)
+
+
+def check_admin(request: Request) -> None:
+    """Let the request through only with the configured admin bearer token.
+
+    Raises ApiError 404 when no token is configured (the admin API is off) and
+    401 when the token is missing or wrong.
+    """
+    expected = request.app.state.settings.web.admin_token
+    if not expected:
+        raise ApiError(404, "the admin API is off: set web.admin_token to turn it on")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    ):
+        raise ApiError(
+            401, "a valid admin bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def client_address(request: Request) -> str:
+    """The peer address; proxies are not trusted, so X-Forwarded-For is ignored."""
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,311 @@
+"""Subscribe (double opt-in), confirm, unsubscribe (RFC 8058 one-click) and
+preferences, behind tokens signed for one purpose each.
+
+The answer to a subscribe request is the same whether or not the address is
+known, so the form cannot be used to find out who subscribes. Requests are
+rate-limited per client and per address (Redis counters that expire).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from sorawatch.errors import ValidationError
+from sorawatch.events import queue
+from sorawatch.projections import subscribers
+from sorawatch.tokens import TokenError
+from sorawatch.web.deps import tokens
+from sorawatch.web.pages import blank_form
+from sorawatch.web.ratelimit import RateLimited, hit
+from sorawatch.web.security import client_address
+from sorawatch.web.view import LANGS, page, page_lang, words
+
+router = APIRouter(include_in_schema=False)
+
+CONFIRM_JOB = "workers.email.send_confirmation"
+WINDOW = 3600
+
+
+@router.get("/subscribe", response_class=HTMLResponse)
+def subscribe_form(request: Request) -> HTMLResponse:
+    """The subscribe form on its own (where the language switch of a result page leads)."""
+    lang = page_lang(request)
+    return page(request, "subscribe.html", lang, form=blank_form(lang), form_error=None)
+
+
+@router.post("/subscribe", response_class=HTMLResponse)
+async def subscribe(request: Request) -> Response:
+    """Ask for alerts: appends ``subscriber.requested`` and queues the confirmation mail.
+
+    400 with the form again for a bad address or choice; 429 over the rate limit.
+    """
+    lang = page_lang(request)
+    form = await request.form()
+    values = _form_values(form, with_email=True)
+    return await _run(request, lambda: _subscribe(request, lang, values))
+
+
+def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
+    state = request.app.state
+    limit = state.settings.web.subscribe_rate
+    try:
+        hit(state.redis, state.keys, "subscribe-client", client_address(request), limit, WINDOW)
+        try:
+            email = subscribers.normalize_email(values["email"])
+        except ValidationError:
+            return _form_again(request, lang, values, "subscribe.bad_email")
+        hit(state.redis, state.keys, "subscribe-address", email, limit, WINDOW)
+    except RateLimited as exc:
+        return _too_many(request, lang, exc)
+    try:
+        sub = subscribers.request(
+            state.log, email, values["lang"], values["topics"], values["kinds"]
+        )
+    except ValidationError:
+        return _form_again(request, lang, values, "subscribe.bad_choice")
+    if sub.status == "pending":
+        # A confirmed address is left alone (its owner changes it via the preferences
+        # link); an unknown or pending one gets a confirmation mail.
+        queue("email", state.redis).enqueue(CONFIRM_JOB, email, result_ttl=3600)
+    return page(
+        request,
+        "message.html",
+        lang,
+        title=words("subscribe.sent_title", lang),
+        text=words("subscribe.sent_text", lang, email=email),
+    )
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse)
+def confirm(request: Request, token: str) -> Response:
+    """Complete the double opt-in (``subscriber.confirmed``) and say so."""
+    email = _verify(request, "confirm", token)
+    if email is None:
+        return _bad_link(request, page_lang(request))
+    lang = _lang_for(request, email)
+    sub = subscribers.confirm(request.app.state.log, email)
+    if sub is None:
+        return _gone(request, lang)
+    return page(
+        request,
+        "message.html",
+        lang,
+        title=words("confirm.ok_title", lang),
+        text=words("confirm.ok_text", lang, email=sub.email),
+        link={
+            "href": _link(request, "preferences", sub.email, lang),
+            "text": words("preferences.title", lang),
+        },
+    )
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+def unsubscribe_page(request: Request, token: str) -> Response:
+    """A page with the unsubscribe button; a GET never unsubscribes (mail scanners follow links)."""
+    email = _verify(request, "unsubscribe", token)
+    if email is None:
+        return _bad_link(request, page_lang(request))
+    lang = _lang_for(request, email)
+    return page(
+        request,
+        "unsubscribe.html",
+        lang,
+        email=email,
+        preferences_url=_link(request, "preferences", email, lang),
+    )
+
+
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+async def unsubscribe(request: Request, token: str) -> Response:
+    """RFC 8058 one-click unsubscribe: no cookie, no login, 200 without a redirect.
+
+    The body (``List-Unsubscribe=One-Click``, urlencoded or multipart) is read but
+    not required: the signed token is what authorises it. Appends
+    ``subscriber.unsubscribed`` unless already unsubscribed.
+    """
+    await request.form()
+    return await _run(request, lambda: _unsubscribe(request, token))
+
+
+def _unsubscribe(request: Request, token: str) -> Response:
+    email = _verify(request, "unsubscribe", token)
+    if email is None:
+        return _bad_link(request, page_lang(request))
+    lang = _lang_for(request, email)
+    subscribers.unsubscribe(request.app.state.log, email)
+    return page(
+        request,
+        "message.html",
+        lang,
+        title=words("unsubscribe.done_title", lang),
+        text=words("unsubscribe.done_text", lang, email=email),
+    )
+
+
+@router.get("/preferences/{token}", response_class=HTMLResponse)
+def preferences_page(request: Request, token: str) -> Response:
+    """The preferences form (language, topics, kinds) behind a preferences token."""
+    email = _verify(request, "preferences", token)
+    if email is None:
+        return _bad_link(request, page_lang(request))
+    lang = _lang_for(request, email)
+    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
+    if sub is None or sub.status == "unsubscribed":
+        return _gone(request, lang)
+    form = {"lang": sub.lang, "topics": sub.topics, "kinds": sub.kinds}
+    return _preferences(request, lang, email, form, saved=False)
+
+
+@router.post("/preferences/{token}", response_class=HTMLResponse)
+async def save_preferences(request: Request, token: str) -> Response:
+    """Save the preferences (``subscriber.updated``); 400 with the form for a bad choice."""
+    form = await request.form()
+    values = _form_values(form, with_email=False)
+    return await _run(request, lambda: _save(request, token, values))
+
+
+def _save(request: Request, token: str, values: dict[str, Any]) -> Response:
+    email = _verify(request, "preferences", token)
+    if email is None:
+        return _bad_link(request, page_lang(request))
+    lang = _lang_for(request, email)
+    try:
+        sub = subscribers.update(
+            request.app.state.log, email, values["lang"], values["topics"], values["kinds"]
+        )
+    except ValidationError:
+        return _preferences(
+            request, lang, email, values, saved=False, error="subscribe.bad_choice", status=400
+        )
+    if sub is None:
+        return _gone(request, lang)
+    form = {"lang": sub.lang, "topics": sub.topics, "kinds": sub.kinds}
+    return _preferences(request, lang, email, form, saved=True)
+
+
+@router.get("/unsubscribe", include_in_schema=False)
+def unsubscribe_without_token(request: Request) -> RedirectResponse:
+    """Someone trimmed the link: the status page is the best we can offer."""
+    return RedirectResponse(f"/?lang={page_lang(request)}", status_code=303)
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+async def _run(request: Request, work: Any) -> Response:
+    """Run blocking Redis work off the event loop."""
+    from starlette.concurrency import run_in_threadpool
+
+    result: Response = await run_in_threadpool(work)
+    return result
+
+
+def _form_values(form: FormData, *, with_email: bool) -> dict[str, Any]:
+    def strings(name: str) -> list[str]:
+        return [v for v in form.getlist(name) if isinstance(v, str)][:10]
+
+    chosen_lang = form.get("lang")
+    # Values are passed on as given: validation rejects unknown ones with a message.
+    values: dict[str, Any] = {
+        "lang": chosen_lang if isinstance(chosen_lang, str) else "",
+        "topics": tuple(strings("topics")),
+        "kinds": tuple(strings("kinds")),
+    }
+    if with_email:
+        email = form.get("email")
+        values["email"] = email[:320] if isinstance(email, str) else ""
+    return values
+
+
+def _form_again(request: Request, lang: str, values: dict[str, Any], error: str) -> Response:
+    return page(
+        request,
+        "subscribe.html",
+        lang,
+        status=400,
+        form=values,
+        form_error=words(error, lang),
+    )
+
+
+def _preferences(
+    request: Request,
+    lang: str,
+    email: str,
+    form: dict[str, Any],
+    *,
+    saved: bool,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    return page(
+        request,
+        "preferences.html",
+        lang,
+        status=status,
+        email=email,
+        form=form,
+        saved=saved,
+        form_error=words(error, lang) if error else None,
+        unsubscribe_url=_link(request, "unsubscribe", email, lang),
+    )
+
+
+def _too_many(request: Request, lang: str, exc: RateLimited) -> Response:
+    return page(
+        request,
+        "error.html",
+        lang,
+        status=429,
+        headers={"Retry-After": str(exc.retry_after)},
+        title=words("error.429.title", lang),
+        text=words("error.429.text", lang),
+        detail=None,
+    )
+
+
+def _lang_for(request: Request, email: str) -> str:
+    """``?lang=``, else the subscriber's own language (ar or en), else the browser's."""
+    if request.query_params.get("lang") in LANGS:
+        return page_lang(request)
+    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
+    if sub is not None and sub.lang in LANGS:
+        return sub.lang
+    return page_lang(request)
+
+
+def _verify(request: Request, purpose: str, token: str) -> str | None:
+    try:
+        return tokens(request.app).verify(purpose, token)
+    except TokenError:
+        return None
+
+
+def _link(request: Request, purpose: str, email: str, lang: str) -> str:
+    return f"/{purpose}/{tokens(request.app).sign(purpose, email)}?lang={lang}"
+
+
+def _bad_link(request: Request, lang: str) -> Response:
+    return page(
+        request,
+        "message.html",
+        lang,
+        status=400,
+        title=words("token.bad_title", lang),
+        text=words("token.bad_text", lang),
+    )
+
+
+def _gone(request: Request, lang: str) -> Response:
+    return page(
+        request,
+        "message.html",
+        lang,
+        status=404,
+        title=words("confirm.gone_title", lang),
+        text=words("confirm.gone_text", lang),
+    )

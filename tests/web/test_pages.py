@@ -1,0 +1,147 @@
+"""The status page: both languages, the language choice, state with sources,
+escaping of feed text, security headers, static CSS, HTML error pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sorawatch.events import EventLog
+from sorawatch.web.security import CSP
+from sorawatch.web.view import negotiate
+from tests.web.seed import EVIL_URL, seed
+
+HTML = {"accept": "text/html"}
+
+
+def html_attrs(body: str) -> tuple[str, str]:
+    match = re.search(r'<html lang="(\w+)" dir="(\w+)">', body)
+    assert match, body[:200]
+    return match.group(1), match.group(2)
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "expected"),
+    [
+        (None, None, "en"),
+        ("ar", None, "ar"),
+        ("en", "ar", "en"),
+        (None, "ar-EG,ar;q=0.9,en;q=0.8", "ar"),
+        (None, "fr-FR,en;q=0.5,ar;q=0.9", "ar"),
+        (None, "en-GB,en;q=0.9,ar;q=0.1", "en"),
+        ("xx", "ar", "ar"),
+        (None, "de, fr;q=bogus", "en"),
+    ],
+)
+def test_negotiate(query: str | None, header: str | None, expected: str) -> None:
+    assert negotiate(query, header) == expected
+
+
+def test_empty_status_page_in_both_languages(client: TestClient) -> None:
+    en = client.get("/", headers=HTML)
+    assert en.status_code == 200
+    assert html_attrs(en.text) == ("en", "ltr")
+    assert "We have not seen reliable news about Sora" in en.text
+    assert 'href="/?lang=ar"' in en.text  # the switch
+
+    ar = client.get("/?lang=ar")
+    assert html_attrs(ar.text) == ("ar", "rtl")
+    assert "لم نرصد بعد خبرًا موثوقًا عن حالة سورا" in ar.text
+    assert 'href="/?lang=en"' in ar.text
+    assert ar.headers["vary"] == "Accept-Language"
+
+
+def test_accept_language_picks_arabic(client: TestClient) -> None:
+    page = client.get("/", headers={"accept-language": "ar-SA,ar;q=0.9,en;q=0.5"})
+    assert html_attrs(page.text) == ("ar", "rtl")
+
+
+def test_status_page_shows_state_timeline_and_sources(client: TestClient, log: EventLog) -> None:
+    seed(log)
+    en = client.get("/?lang=en").text
+    assert "Released" in en
+    assert "Version: \u2068Sora 2\u2069" in en
+    assert "Since \u206830 September 2025\u2069" in en
+    assert "$200/month" in en
+    assert "Disney" in en
+    assert "Sora status: Research preview → Released (Sora 2)" in en
+    assert 'href="https://www.theverge.com/sora-2?utm=1&amp;x=2"' in en
+    assert "Sora partnership: Disney" in en
+    # Newest first: the Disney alert (December) comes before the status alert (September).
+    assert en.index("Sora partnership: Disney") < en.index("Sora status:")
+
+    ar = client.get("/?lang=ar").text
+    assert "متاح للجميع" in ar
+    assert "سبتمبر" in ar  # Babel's Arabic month name
+    assert "ديسمبر" in ar
+    assert "شراكة سورا: Disney" in ar
+    assert "الأخبار المرصودة" in ar
+    # The original Arabic headline keeps its own language and direction.
+    assert 'lang="ar" dir="rtl">أوبن إيه آي تطلق سورا 2 للجميع' in ar
+
+
+def test_feed_text_is_escaped_and_bad_links_dropped(client: TestClient, log: EventLog) -> None:
+    seed(log)
+    for lang in ("en", "ar"):
+        body = client.get(f"/?lang={lang}").text
+        assert "<script>" not in body
+        assert "&lt;script&gt;alert(" in body
+        assert EVIL_URL not in body
+        assert "<b>Press</b>" not in body
+        assert 'href="https://example.com/a?b=1&amp;c=&lt;2&gt;"' in body
+
+
+def test_security_headers_on_every_kind_of_response(client: TestClient) -> None:
+    for method, path, kwargs in (
+        ("GET", "/", {}),
+        ("GET", "/?lang=ar", {}),
+        ("GET", "/static/style.css", {}),
+        ("GET", "/healthz", {}),
+        ("GET", "/nope", {"headers": HTML}),
+        ("GET", "/api/webhooks", {}),
+        ("POST", "/subscribe", {"content": b"x" * (70 * 1024)}),
+    ):
+        response = client.request(method, path, **kwargs)
+        assert response.headers["content-security-policy"] == CSP, path
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_csp_forbids_scripts_and_pages_use_none(client: TestClient) -> None:
+    assert "default-src 'none'" in CSP
+    assert "script-src" not in CSP
+    body = client.get("/").text
+    assert "<script" not in body
+
+
+def test_stylesheet_is_served_locally_and_responsive(client: TestClient) -> None:
+    css = client.get("/static/style.css")
+    assert css.status_code == 200
+    assert css.headers["content-type"].startswith("text/css")
+    assert "@media" in css.text
+    page = client.get("/").text
+    assert 'name="viewport"' in page
+    assert "http://" not in re.sub(r'href="http[^"]*"', "", page.split("<main>")[0])
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_unknown_page_is_a_404_page_in_the_language(client: TestClient, lang: str) -> None:
+    response = client.get(f"/no/such/page?lang={lang}", headers=HTML)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert ("Page not found" if lang == "en" else "الصفحة غير موجودة") in response.text
+
+
+def test_unknown_page_without_html_accept_is_json(client: TestClient) -> None:
+    response = client.get("/no/such/page", headers={"accept": "application/json"})
+    assert response.status_code == 404
+    assert response.json() == {"error": "nothing here: /no/such/page"}
+
+
+def test_wrong_method_on_a_page_is_405(client: TestClient) -> None:
+    response = client.delete("/", headers=HTML)
+    assert response.status_code == 405
+    assert "Not allowed here" in response.text
