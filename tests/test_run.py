@@ -17,6 +17,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -186,7 +188,7 @@ NEW_ITEM = """
       <title>OpenAI's Sora video model is now available to everyone</title>
       <link>http://127.0.0.1/news/sora-available-to-everyone</link>
       <guid isPermaLink="false">sora-available-to-everyone</guid>
-      <pubDate>Mon, 09 Dec 2024 18:00:00 GMT</pubDate>
+      <pubDate>{now}</pubDate>
       <description>OpenAI released Sora, its text-to-video model, to the public today: Sora is now available to all ChatGPT Plus and Pro users.</description>
     </item>"""
 
@@ -354,7 +356,9 @@ interval = 10
         subscribed = cli(config, url, "subscribe", "x@example.com", "--confirmed")
         assert subscribed.returncode == 0, subscribed.stderr
 
-        feed.body = rss(NEW_ITEM, BASELINE_ITEM)
+        # Published now: items older than workers.max_age_days are evidence, not news.
+        fresh = NEW_ITEM.replace("{now}", format_datetime(datetime.now(UTC), usegmt=True))
+        feed.body = rss(fresh, BASELINE_ITEM)
         alerts = wait_for("the alert email", lambda: mail_for(outbox, "x@example.com"), 120)
         assert "Sora" in alerts[0].read_text("utf-8", "replace")
         count = log.count()
