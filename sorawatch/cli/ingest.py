@@ -18,13 +18,14 @@ log = logging.getLogger("sorawatch.watch")
 
 def _poller(ctx: Context) -> Any:
     """The process's one Poller: settings, Redis, HTTP client and classifier wired up."""
+    settings = ctx.settings  # exit 2 on bad settings
+    redis = ctx.redis  # exit 3 when Redis is unreachable
     # Imported here so commands that do not poll never load feedparser and the lexicon.
     from watcher.classify import default_classifier
+
     from watcher.fetch import make_client
     from watcher.poll import Poller
 
-    settings = ctx.settings
-    redis = ctx.redis
     return Poller(settings, redis, ctx.keys, make_client(settings.watcher), default_classifier())
 
 
