@@ -86,12 +86,13 @@ class Schedule:
         """Put feeds not yet scheduled on the due set, due now (ZADD NX keeps the rest)."""
         mapping = {feed.url: now for feed in feeds}
         if mapping:
-            self.redis.zadd(self.keys.feeds_due, mapping, nx=True)  # type: ignore[arg-type]
+            self.redis.zadd(self.keys.feeds_due, mapping, nx=True)
 
     def due(self, feeds: Iterable[FeedSettings], now: float) -> list[FeedSettings]:
         """The configured feeds due at ``now``, most overdue first."""
         by_url = {feed.url: feed for feed in feeds}
-        urls = [text(u) for u in self.redis.zrangebyscore(self.keys.feeds_due, "-inf", now)]
+        raw: list[Any] = self.redis.zrangebyscore(self.keys.feeds_due, "-inf", now)
+        urls = [text(u) for u in raw]
         return [by_url[u] for u in urls if u in by_url]
 
     def next_due(self, feeds: Iterable[FeedSettings]) -> float | None:
@@ -141,7 +142,7 @@ class Schedule:
         key = self.keys.feed_health(feed.url)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hsetnx(key, "first_ok", iso(now))
-            fields: dict[str, Any] = {
+            fields: dict[Any, Any] = {
                 "url": feed.url,
                 "name": feed.name,
                 "last_ok": iso(now),
@@ -178,7 +179,7 @@ class Schedule:
         due = now + backoff(
             feed.interval or settings.interval, failures, settings, rng, retry_after=retry_after
         )
-        fields: dict[str, Any] = {
+        fields: dict[Any, Any] = {
             "url": feed.url,
             "name": feed.name,
             "last_poll": iso(now),

@@ -169,7 +169,8 @@ def _struct_time(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime(*tuple(value)[:6], tzinfo=UTC)
+        t = tuple(value)
+        return datetime(t[0], t[1], t[2], t[3], t[4], t[5], tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
 

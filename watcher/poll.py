@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from redis import Redis
@@ -246,7 +247,7 @@ class Poller:
         values = {"etag": validators.etag, "last_modified": validators.last_modified}
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(key)
-            kept = {k: v for k, v in values.items() if v}
+            kept: dict[Any, Any] = {k: v for k, v in values.items() if v}
             if kept:
                 pipe.hset(key, mapping=kept)
             pipe.execute()
