@@ -47,8 +47,9 @@ def choose(
     return tuple(v for v in allowed if v in picked)
 
 
-def text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+def text(value: Any) -> str:
+    """A Redis reply (bytes) as text."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def epoch(iso: str | None) -> float:
