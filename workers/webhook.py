@@ -187,9 +187,17 @@ async def send_batch(
 
     hooks = []
     for wid in ids:
+        if wid in done:
+            continue
         hook = webhooks.get(redis, keys, wid)
-        if wid not in done and hook is not None and hook.active:
+        if hook is not None and hook.active:
             hooks.append(hook)
+        else:
+            # Disabled or removed since the fan-out: a visible dead letter, retryable by hand.
+            why = (
+                "endpoint removed" if hook is None else f"endpoint disabled: {hook.disabled_reason}"
+            )
+            outcomes.append(Outcome(wid, False, why, permanent=True, extra={"webhook_id": wid}))
     own = client is None
     http = client or new_client(settings)
     try:

@@ -19,9 +19,9 @@ from typing import Any
 
 from redis import Redis
 
-from sorawatch.events import Event, utcnow
+from sorawatch.events import Event, EventLog, Job, job_id, utcnow
 from sorawatch.keys import Keys, digest
-from sorawatch.projections import handles
+from sorawatch.projections import apply, handles
 from sorawatch.projections._common import dumps, loads, text
 
 CHANNELS = ("email", "webhook")
@@ -230,3 +230,42 @@ def _apply_retried(redis: Redis, keys: Keys, event: Event) -> None:
             pipe.hdel(_dead_key(keys), lid)
             pipe.hset(_pending_key(keys), lid, dumps(entry))
         pipe.execute()
+
+
+# -- writes -------------------------------------------------------------------------
+
+# The job functions by dotted path: `sorawatch` never imports `workers`.
+DELIVERY_FUNCS = {
+    "email": "workers.email.deliver_email",
+    "webhook": "workers.webhook.deliver_webhooks",
+}
+
+
+def retry_dead_letters(
+    log: EventLog, letter_ids: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """Requeue abandoned deliveries by hand (all of them when ``letter_ids`` is None).
+
+    One ``delivery.retried`` event per (alert, channel), appended together with a
+    fresh batch job at attempt 0 (its ``tag`` is the event id, so its outcomes are a
+    new batch). Unknown ids are ignored. Returns the letters requeued.
+    """
+    redis, keys = log.redis, log.keys
+    letters = dead_letters(redis, keys)
+    if letter_ids is not None:
+        wanted = set(letter_ids)
+        letters = [d for d in letters if d["id"] in wanted]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for letter in letters:
+        groups.setdefault((letter["alert_id"], letter["channel"]), []).append(letter["recipient"])
+    now = utcnow()
+    for (alert_id, channel), recipients in sorted(groups.items()):
+        data = {"alert_id": alert_id, "channel": channel, "recipients": sorted(recipients)}
+        event = Event.new(
+            "delivery.retried", data, alert_id, channel, sorted(recipients), now, at=now
+        )
+        job = Job(channel, DELIVERY_FUNCS[channel], (alert_id, sorted(recipients), 0, event.id),
+                  job_id(channel, "retry", event.id))  # fmt: skip
+        log.append(event, [job])
+        apply(redis, keys, event)
+    return letters
