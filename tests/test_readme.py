@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,3 +71,51 @@ def test_ci_script_is_bash_and_strict() -> None:
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
     assert "postfix" not in " ".join(ci_commands()), "postfix is installed by the bench, not CI"
+
+
+def settings_table() -> str:
+    text = README.read_text("utf-8")
+    start = text.index("<!-- settings-table:start")
+    return text[start : text.index("<!-- settings-table:end -->", start)]
+
+
+def test_readme_settings_table_lists_every_env_name() -> None:
+    from sorawatch.settings import env_names
+
+    table = settings_table()
+    missing = [name for name in env_names() if f"`{name}`" not in table]
+    assert missing == [], (
+        f"README's settings table lacks {missing}: scripts/settings_table.py --write"
+    )
+
+
+def test_readme_settings_table_is_what_the_script_generates() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "settings_table.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_troubleshooting_quotes_real_messages() -> None:
+    """The messages the README quotes are printed by the code as written."""
+    text = section(README.read_text("utf-8"), "Troubleshooting")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SORAWATCH_")}
+    cases = [
+        ({"SORAWATCH_WEB_PORT": "abc"}, ["events"]),
+        ({"SORAWATCH_SMTP_USERNAME": "a"}, ["events"]),
+        ({}, ["events"]),  # no Redis configured
+    ]
+    for extra, argv in cases:
+        result = subprocess.run(
+            [sys.executable, "-m", "sorawatch.cli", *argv],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        message = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2, result.stderr
+        assert message in text, f"README's troubleshooting should quote {message!r}"

@@ -353,7 +353,10 @@ interval = 10
         log = EventLog(redis, keys)
         wait_for("the baseline poll", lambda: log.count() > 0, timeout=60)
 
-        subscribed = cli(config, url, "subscribe", "x@example.com", "--confirmed")
+        subscribed = cli(
+            config, url, "subscribe", "x@example.com", "--lang", "en",
+            "--topics", "status,pricing,partnership", "--confirmed",
+        )  # fmt: skip
         assert subscribed.returncode == 0, subscribed.stderr
 
         # Published now: items older than workers.max_age_days are evidence, not news.

@@ -80,7 +80,8 @@ def banner(settings: Settings, redis_url: str, embedded: bool) -> str:
             f"  Redis:       {redis}",
             f"  Feeds:       watching {count} feed{'s' if count != 1 else ''} ({which})",
             "  Subscribe from another terminal:",
-            f"    SORAWATCH_REDIS_URL={redis_url} sorawatch subscribe you@example.com --confirmed",
+            f"    SORAWATCH_REDIS_URL={redis_url} sorawatch subscribe you@example.com \\",
+            "      --lang both --topics status,pricing,partnership --confirmed",
             "Press Ctrl-C to stop.",
         ]
     )
