@@ -1,0 +1,113 @@
+"""Fan-out: the right recipients, in batches, once."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+
+from redis import Redis
+
+from sorawatch.events import EventLog, queue
+from sorawatch.settings import Settings
+from tests.workers.delivery_helpers import (
+    keys_of,
+    raise_alert,
+    setup_runtime,
+    subscribe,
+)
+from workers import fanout
+
+
+def test_batches_of_the_configured_size_on_their_queues(redis: Redis, settings: Settings) -> None:
+    settings = dataclasses.replace(
+        settings, workers=dataclasses.replace(settings.workers, batch_size=4)
+    )
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    wanted = [f"u{i:02d}@example.test" for i in range(10)]
+    for address in wanted:
+        subscribe(log, address, "en")
+    subscribe(log, "status-only@example.test", "en", topics=["status"])
+    subscribe(log, "pending@example.test", "en", confirmed=False)
+    _, event = raise_alert(log)
+
+    counts = fanout.fan_out(event.id)
+    assert counts == {"email": 10, "webhook": 0}
+    email_q = queue("email", redis)
+    jobs = email_q.get_jobs()
+    assert [len(j.args[1]) for j in jobs] == [4, 4, 2]
+    assert sorted(a for j in jobs for a in j.args[1]) == wanted
+    assert all(j.func_name == "workers.email.deliver_email" for j in jobs)
+    assert all(j.args[0] == "al_test1" and j.args[2] == 0 for j in jobs)
+    assert queue("webhook", redis).count == 0
+
+
+def test_rerun_enqueues_nothing_even_when_subscribers_changed(
+    redis: Redis, settings: Settings
+) -> None:
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    subscribe(log, "a@example.test", "en")
+    _, event = raise_alert(log)
+    fanout.fan_out(event.id)
+    subscribe(log, "b@example.test", "en")  # joined after the alert
+    assert fanout.fan_out(event.id) == {"email": 0, "webhook": 0}
+    jobs = queue("email", redis).get_jobs()
+    assert [j.args[1] for j in jobs] == [["a@example.test"]]
+
+
+def test_plan_is_written_once_and_reused(redis: Redis, settings: Settings) -> None:
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    subscribe(log, "a@example.test", "en")
+    alert, _ = raise_alert(log)
+    first = fanout.plan(redis, log.keys, alert, 250)
+    subscribe(log, "b@example.test", "en")
+    assert fanout.plan(redis, log.keys, alert, 250) == first
+    stored = json.loads(redis.get(fanout.plan_key(log.keys, "al_test1")) or b"{}")
+    assert stored["email"] == [["a@example.test"]]
+
+
+def test_concurrent_fan_outs_enqueue_each_batch_once(redis: Redis, settings: Settings) -> None:
+    settings = dataclasses.replace(
+        settings, workers=dataclasses.replace(settings.workers, batch_size=3)
+    )
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    for i in range(20):
+        subscribe(log, f"u{i:02d}@example.test", "both")
+    alert, _ = raise_alert(log)
+    results: list[dict[str, int]] = []
+
+    def run() -> None:
+        client = Redis.from_url(settings.redis.url or "")
+        results.append(fanout.fan_out_alert(EventLog(client, log.keys), alert, 3))
+
+    threads = [threading.Thread(target=run) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r["email"] for r in results) == 20
+    jobs = queue("email", redis).get_jobs()
+    assert len(jobs) == 7
+    assert len({j.id for j in jobs}) == 7
+
+
+def test_baseline_alerts_reach_no_one(redis: Redis, settings: Settings) -> None:
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    subscribe(log, "a@example.test", "en")
+    _, event = raise_alert(log, baseline=True)
+    assert fanout.fan_out(event.id) == {"email": 0, "webhook": 0}
+    assert queue("email", redis).count == 0
+
+
+def test_chunks() -> None:
+    assert list(fanout.chunks([[1, 2, 3], [4], [5, 6, 7, 8, 9]], 4)) == [
+        [1, 2, 3, 4],
+        [5, 6, 7, 8],
+        [9],
+    ]
+    assert list(fanout.chunks([[]], 4)) == []
