@@ -6,10 +6,12 @@ constant time); with no token configured the whole API answers 404.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import LockError
 
 from sorawatch.errors import ValidationError
 from sorawatch.projections import ledger, subscribers, webhooks
@@ -31,6 +33,9 @@ from sorawatch.web.models import (
     WebhookOut,
 )
 from sorawatch.web.security import check_admin
+
+REPLAY_LOCK_SECONDS = 900
+REPLAY_WAIT = 10
 
 router = APIRouter(
     prefix="/api",
@@ -231,13 +236,33 @@ def retry_dead_letters(request: Request, body: RetryIn | None = None) -> dict[st
 # -- replay -----------------------------------------------------------------------
 
 
-@router.post("/replay", response_model=ReplayOut)
+@router.post("/replay", response_model=ReplayOut, responses=error_model_responses(409))
 async def replay(request: Request) -> dict[str, Any]:
-    """Rebuild every projection from the event log; returns the counts."""
+    """Rebuild every projection from the event log; returns what was re-applied.
+
+    Holds the change-processing lock meanwhile, so no alert is decided on a half-
+    rebuilt state; 409 when it cannot be taken within a few seconds. Deliveries
+    finishing during a replay are re-applied by their own jobs, whose events are
+    in the log.
+    """
+    state = request.app.state
+    result: dict[str, Any] = await run_in_threadpool(_replay, state)
+    return result
+
+
+def _replay(state: Any) -> dict[str, Any]:
     from sorawatch.projections import replay as replaying
 
-    state = request.app.state
-    result: dict[str, Any] = await run_in_threadpool(
-        replaying.replay, state.redis, state.keys, state.log
+    lock = state.redis.lock(
+        state.keys.changes_lock, timeout=REPLAY_LOCK_SECONDS, blocking_timeout=REPLAY_WAIT
     )
-    return result
+    if not lock.acquire():
+        raise ApiError(409, "change processing holds the lock; try the replay again shortly")
+    try:
+        counts = replaying.replay(state.redis, state.keys, state.log)
+    finally:
+        with contextlib.suppress(LockError):
+            lock.release()
+    events = int(counts.pop("events", 0))
+    deleted = int(counts.pop("deleted_keys", 0))
+    return {"events": events, "deleted_keys": deleted, "by_type": counts}

@@ -98,13 +98,15 @@ class FeedOut(BaseModel):
 
 
 class DeadLetterOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+    id: str = Field(description="Stable id of this (alert, channel, recipient) delivery.")
     alert_id: str
     channel: Literal["email", "webhook"]
-    recipient: str
+    recipient: str = Field(description="The address, or the webhook id.")
     error: str | None = None
     attempt: int | None = None
+    permanent: bool = Field(default=False, description="Refused for good (no retry would help).")
+    at: str | None = Field(default=None, description="When it was given up (ISO-8601 UTC).")
+    webhook_id: str | None = None
 
 
 class RetryIn(BaseModel):
@@ -121,6 +123,6 @@ class RetryOut(BaseModel):
 
 
 class ReplayOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    events: int = Field(ge=0)
+    events: int = Field(ge=0, description="Events re-applied.")
+    deleted_keys: int = Field(ge=0, description="Projection keys deleted first.")
+    by_type: dict[str, int] = Field(description="Events re-applied, by type.")
