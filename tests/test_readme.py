@@ -119,3 +119,16 @@ def test_readme_troubleshooting_quotes_real_messages() -> None:
         message = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2, result.stderr
         assert message in text, f"README's troubleshooting should quote {message!r}"
+
+
+def test_readme_cli_table_lists_every_command() -> None:
+    from sorawatch.cli.main import cli
+
+    text = README.read_text("utf-8")
+    start = text.index("<!-- cli-table:start -->")
+    table = text[start : text.index("<!-- cli-table:end -->", start)]
+    documented = set(re.findall(r"^\| `([a-z]+)", table, re.M))
+    missing = sorted(set(cli.commands) - documented)
+    stale = sorted(documented - set(cli.commands))
+    assert missing == [], f"README's command table lacks {missing}"
+    assert stale == [], f"README's command table lists commands that do not exist: {stale}"
