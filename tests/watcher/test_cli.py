@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -154,3 +156,28 @@ def test_two_watcher_processes_append_each_event_once(
 
     assert queue("changes", redis).count == len(events)
     assert {e.data["feed"] for e in events} == {feed_server.url(f"/{n}") for n in FEEDS}
+
+
+def test_watch_forever_stops_cleanly_on_sigterm(
+    tmp_path: Path, feed_server: FeedServer, redis_url: str, redis: Redis
+) -> None:
+    env = env_for(write_config(tmp_path / "c.toml", feed_server), redis_url, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sorawatch.cli", "watch"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while EventLog(redis, Keys()).count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert EventLog(redis, Keys()).count() > 0
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "watcher stopped" in err
