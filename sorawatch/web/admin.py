@@ -76,6 +76,9 @@ def create_webhook(request: Request, body: WebhookIn) -> dict[str, Any]:
         )
     except ValidationError as exc:
         raise ApiError(400, str(exc)) from None
+    except ValueError as exc:
+        # urlsplit's own complaints ("Invalid IPv6 URL") from the URL check.
+        raise ApiError(400, f"url {body.url!r}: {exc}") from None
     return {**_webhook(hook), "secret": secret}
 
 

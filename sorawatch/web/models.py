@@ -26,7 +26,13 @@ class HealthOut(BaseModel):
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2000, description="An http(s) URL to POST alerts to.")
+    url: str = Field(
+        min_length=10,
+        max_length=2000,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+(/[^\s]*)?$",
+        description="An http(s) URL to POST alerts to; it must resolve to a public address "
+        "(unless webhooks.allow_private).",
+    )
     secret: str | None = Field(
         default=None,
         min_length=24,

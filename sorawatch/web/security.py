@@ -8,8 +8,10 @@ length and on the bytes actually streamed), and the admin bearer token.
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -104,20 +106,27 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-def check_admin(request: Request) -> None:
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="adminToken",
+    description="`web.admin_token` from the settings; without it the admin API answers 404.",
+)
+
+
+def check_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
     """Let the request through only with the configured admin bearer token.
 
     Raises ApiError 404 when no token is configured (the admin API is off) and
-    401 when the token is missing or wrong.
+    401 when the token is missing or wrong (compared in constant time).
     """
     expected = request.app.state.settings.web.admin_token
     if not expected:
         raise ApiError(404, "the admin API is off: set web.admin_token to turn it on")
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), expected.encode()
-    ):
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(
             401, "a valid admin bearer token is required", headers={"WWW-Authenticate": "Bearer"}
         )
