@@ -170,8 +170,10 @@ def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
     before = alert.get("before")
     after = alert.get("after") or {}
     if topic == "status":
-        values = {"before": _status_text(before, lang), "after": _status_text(after, lang)}
-        return ("status_change" if before else "status"), values
+        if before:
+            values = {"before": _status_text(before, lang), "after": _status_text(after, lang)}
+            return "status_change", values
+        return "status", {"after": _status_text(after, lang)}
     if topic == "pricing":
         plan = str(after.get("plan") or (before or {}).get("plan") or "")
         if before and before.get("amount") != after.get("amount"):
@@ -186,11 +188,15 @@ def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
 
 
 def _source_title(alert: Mapping[str, Any], lang: str) -> str:
-    """The original headline, preferring a source written in ``lang``."""
+    """The original headline, preferring a source written in ``lang``; a headline in
+    the other language gets a short label in ``lang`` so the reader knows what it is."""
     for source in alert.get("sources") or ():
         if source.get("lang") == lang and source.get("title"):
             return str(source["title"])
-    return str(alert.get("title") or "")
+    title = str(alert.get("title") or "")
+    if title and alert.get("title_lang") not in (None, lang):
+        return phrase("headline.news_other", lang, title=title)
+    return title
 
 
 def headline(alert: Mapping[str, Any], lang: str) -> str:

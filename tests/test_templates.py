@@ -143,3 +143,12 @@ def test_confirm_templates_render_in_each_language(langs: tuple[str, ...]) -> No
     assert ("48 ساعة" in text) == ("ar" in langs)
     assert ("48 hours" in text) == ("en" in langs)
     assert f'dir="{render.direction(langs[0])}"' in html
+
+
+def test_first_status_and_foreign_news_headlines() -> None:
+    first = alert(before=None)
+    assert render.headline(first, "en") == "Sora status: Released"
+    assert render.headline(first, "ar") == "حالة سورا: متاح للجميع"
+    news = alert(kind="news", before=None, after=None, title="Sora is out", sources=[])
+    assert render.headline(news, "en") == "Sora is out"
+    assert render.headline(news, "ar") == "خبر عن سورا (بالإنجليزية): Sora is out"

@@ -52,8 +52,16 @@ def header_text(value: str, limit: int = 300) -> str:
 
 
 def subject_for(alert: Mapping[str, Any], pref: str) -> str:
-    """The subject in the subscriber's language (both, joined, for ``both``)."""
-    return " | ".join(render.headline(alert, lang) for lang in render.languages(pref))
+    """The subject in the subscriber's language (both, joined, for ``both``); a news
+    subject names its topic, since one item can be news on two topics."""
+    parts = []
+    for lang in render.languages(pref):
+        line = render.headline(alert, lang)
+        if alert.get("kind") == "news":
+            topic = render.topic_label(alert.get("topic"), lang)
+            line = render.phrase("subject.news", lang, topic=topic, title=line)
+        parts.append(line)
+    return " | ".join(parts)
 
 
 def render_alert(alert: Mapping[str, Any], pref: str, public_url: str) -> Rendered:

@@ -8,11 +8,11 @@ with a hard timeout; and because a queue that is slow (a webhook endpoint that
 hangs until its timeout) must never hold up mail. SIGTERM/SIGINT to the parent
 is passed to the children, which finish their current job (RQ's warm shutdown).
 
-Burst (``sorawatch work --burst``): in this process, rounds over the queues in
-flow order (changes → email → webhook), each round first moving scheduled jobs
-whose time has come onto their queues, until a round finds nothing to do. One
-process on purpose: a fan-out enqueues mail after a mail-only process would have
-found its queue empty and quit.
+Burst (``sorawatch work --burst``): in this process, one worker over the queues
+in flow order (changes → email → webhook), rounds of it, each first moving
+scheduled jobs whose time has come onto their queues, until a round finds
+nothing to do. One process on purpose: a fan-out enqueues mail after a mail-only
+process would have found its queue empty and quit.
 """
 
 from __future__ import annotations
@@ -44,16 +44,13 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
     """Run every job due now on ``queues`` (scheduled retries included) and return
     how many rounds did work. Configures the runtime for this process."""
     rt = runtime.configure(settings, redis)
+    # One worker over every queue, in flow order: RQ drains them by priority and picks
+    # up what the jobs enqueue on the way; a new round only when retries came due.
+    queues_ = [queue(name, rt.redis) for name in queues]
     busy = 0
     for _ in range(MAX_ROUNDS):
-        worked = False
-        for name in queues:
-            worker = SimpleWorker(
-                [queue(name, rt.redis)], connection=rt.redis, serializer=JSONSerializer
-            )
-            if worker.work(burst=True, with_scheduler=True, logging_level="WARNING"):
-                worked = True
-        if not worked:
+        worker = SimpleWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
+        if not worker.work(burst=True, with_scheduler=True, logging_level="WARNING"):
             return busy
         busy += 1
     log.warning("burst: still finding work after %d rounds, stopping", MAX_ROUNDS)

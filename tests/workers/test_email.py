@@ -130,7 +130,7 @@ def test_crlf_in_a_title_cannot_inject_headers(
     assert message["Bcc"] is None
     assert message["X-Evil"] is None
     assert "\n" not in str(message["Subject"])
-    assert str(message["Subject"]).startswith("Sora news")
+    assert str(message["Subject"]).startswith("Sora news (Pricing): Sora news")
 
 
 def test_450_then_250_is_delivered_once(
