@@ -40,6 +40,7 @@ class Recorder:
     messages: list[Received] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)  # recipient → code, every time
     failures: list[int] = field(default_factory=list)  # codes for the next messages
+    scripted: dict[str, list[int]] = field(default_factory=dict)  # recipient → next codes
     answered: list[tuple[str, int]] = field(default_factory=list)  # every RCPT answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,6 +49,9 @@ class Recorder:
     ) -> str:
         with self.lock:
             code = self.refused.get(address.lower())
+            queued = self.scripted.get(address.lower())
+            if code is None and queued:
+                code = queued.pop(0)
             if code is None and self.failures:
                 code = self.failures.pop(0)
             self.answered.append((address.lower(), code or 250))
@@ -97,6 +101,11 @@ class SmtpServer:
         with self.recorder.lock:
             self.recorder.refused[address.lower()] = code
 
+    def script(self, address: str, codes: list[int]) -> None:
+        """Answer ``codes`` in turn to the next RCPTs for ``address``, then accept it."""
+        with self.recorder.lock:
+            self.recorder.scripted[address.lower()] = list(codes)
+
     def fail_next(self, count: int, code: int = 450) -> None:
         """Answer ``code`` to the next ``count`` recipients, whoever they are."""
         with self.recorder.lock:
@@ -107,4 +116,5 @@ class SmtpServer:
             self.recorder.messages.clear()
             self.recorder.refused.clear()
             self.recorder.failures.clear()
+            self.recorder.scripted.clear()
             self.recorder.answered.clear()

@@ -204,3 +204,54 @@ def test_news_reaches_everyone_once(world: dict[str, object], redis: Redis) -> N
         per_alert = Counter(str(m["Subject"]) for m in smtp.to(address))
         assert max(per_alert.values()) == 1
     assert ledger.dead_letters(redis, keys) == []
+
+
+def test_flapping_mail_and_webhook_endpoints(world: dict[str, object], redis: Redis) -> None:
+    feeds: FeedServer = world["feeds"]  # type: ignore[assignment]
+    smtp: SmtpServer = world["smtp"]  # type: ignore[assignment]
+    rx: HttpReceiver = world["rx"]  # type: ignore[assignment]
+    config: Path = world["config"]  # type: ignore[assignment]
+    paths: dict[str, str] = world["paths"]  # type: ignore[assignment]
+    keys = Keys(PREFIX)
+    log = EventLog(redis, keys)
+    for address in ("busy@example.test", "gone@example.test", "ok@example.test"):
+        subscribers.request(log, address, "en", None, None, confirmed=True)
+    flaky, flaky_secret = webhooks.register(log, rx.url("/flaky"), allow_private=True)
+    gone, _ = webhooks.register(log, rx.url("/gone"), allow_private=True)
+    cycle(config)  # baseline
+
+    smtp.script("busy@example.test", [450])  # busy once, then fine
+    smtp.refuse("gone@example.test", 550)  # no such mailbox, ever
+    rx.script("/flaky", [500, 500, 200])
+    rx.script("/gone", [410])
+    feeds.route(paths["a"], Route(body=rss([NEWS_EN, WEATHER])))
+    cycle(config)
+    n = len([a for a in alerts.recent(redis, keys, limit=100) if not a.get("baseline")])
+    assert n >= 1
+
+    # 450 then 250: delivered once per alert.
+    busy = Counter(str(m["Subject"]) for m in smtp.to("busy@example.test"))
+    assert len(busy) == n
+    assert set(busy.values()) == {1}
+    assert len(smtp.to("ok@example.test")) == n
+    # 550: recorded, not retried.
+    assert smtp.to("gone@example.test") == []
+    refusals = [a for a, code in smtp.recorder.answered if a == "gone@example.test"]
+    assert len(refusals) == n
+    letters = ledger.dead_letters(redis, keys, channel="email")
+    assert {d["recipient"] for d in letters} == {"gone@example.test"}
+    assert all(d["permanent"] and d["error"].startswith("550") for d in letters)
+    # 500, 500, then 200: delivered, one webhook-id per alert, every attempt signed.
+    requests = rx.to("/flaky")
+    assert len(requests) == n + 2
+    assert len({r.headers["webhook-id"] for r in requests}) == n
+    for r in requests:
+        Verifier(flaky_secret).verify(r.body.decode(), r.headers)
+    for a in alerts.recent(redis, keys, limit=100):
+        assert ledger.status(redis, keys, a["alert_id"], "webhook", flaky.id) == "sent"
+    # 410: the endpoint is disabled after its first answer and hears nothing more.
+    assert len(rx.to("/gone")) == 1
+    found = webhooks.get(redis, keys, gone.id)
+    assert found is not None
+    assert found.active is False
+    assert found.disabled_reason == "410 Gone"
