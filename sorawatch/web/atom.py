@@ -7,7 +7,6 @@ of characters XML 1.0 forbids.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -17,7 +16,7 @@ from fastapi.responses import Response
 
 from sorawatch import render
 from sorawatch.projections import alerts
-from sorawatch.web.pages import clean_alert
+from sorawatch.web.pages import clean_alert, clean_text
 from sorawatch.web.view import negotiate, words
 
 router = APIRouter(tags=["feeds"])
@@ -26,7 +25,6 @@ ENTRIES = 50
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 # A fixed namespace: the same alert id always gives the same entry id.
 NAMESPACE = uuid.UUID("6b1f3c1e-2f0a-5d3e-9a57-0d9e4c2f7a10")
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 @router.get(
@@ -90,7 +88,7 @@ def _entry(alert: dict[str, Any], lang: str, base: str) -> dict[str, Any]:
 
 def xml_text(value: Any) -> str:
     """Text safe to put in XML 1.0 (escaping is the template's job)."""
-    return _NOT_XML.sub("", str(value or ""))
+    return clean_text(value)
 
 
 def _rfc3339(value: Any) -> str:

@@ -3,6 +3,7 @@ timeline of changes, each with links to its sources, in Arabic or English."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,16 @@ def blank_form(lang: str) -> dict[str, Any]:
     return {"email": "", "lang": lang, "topics": ALL_TOPICS, "kinds": ALL_KINDS}
 
 
+# C0 controls (but tab and newlines), DEL, lone surrogates and non-characters: feed
+# text carrying them shows as boxes on a page and makes XML invalid.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean_text(value: Any) -> str:
+    """Feed text as a plain string without control characters (escaping is the templates')."""
+    return _CONTROL.sub("", str(value or ""))
+
+
 def safe_url(url: Any) -> str | None:
     """The URL when it is http(s), else None: a feed's ``javascript:`` never becomes a link."""
     if not isinstance(url, str):
@@ -65,8 +76,8 @@ def clean_sources(sources: Iterable[Any] | None) -> list[dict[str, Any]]:
         out.append(
             {
                 "url": url,
-                "title": str(raw.get("title") or ""),
-                "publisher": str(raw.get("publisher") or ""),
+                "title": clean_text(raw.get("title")),
+                "publisher": clean_text(raw.get("publisher")),
                 "lang": lang,
                 "published": raw.get("published"),
             }
@@ -86,7 +97,7 @@ def clean_state(current: dict[str, Any]) -> dict[str, Any]:
         }
     pricing = [
         {
-            "plan": p.get("plan") or "",
+            "plan": clean_text(p.get("plan")),
             "amount": p.get("amount"),
             "currency": p.get("currency"),
             "period": p.get("period"),
@@ -97,7 +108,7 @@ def clean_state(current: dict[str, Any]) -> dict[str, Any]:
     ]
     partners = [
         {
-            "name": p.get("name") or "",
+            "name": clean_text(p.get("name")),
             "since": p.get("since"),
             "evidence": clean_sources(p.get("evidence")),
         }
@@ -119,9 +130,9 @@ def clean_alert(alert: dict[str, Any]) -> dict[str, Any]:
         "alert_id": str(alert.get("alert_id") or ""),
         "topic": alert.get("topic") or "",
         "kind": alert.get("kind") or "news",
-        "title": str(alert.get("title") or ""),
+        "title": clean_text(alert.get("title")),
         "title_lang": alert.get("title_lang") if alert.get("title_lang") in ("ar", "en") else None,
-        "summary": str(alert.get("summary") or ""),
+        "summary": clean_text(alert.get("summary")),
         "raised_at": alert.get("raised_at") or "",
         "sources": clean_sources(alert.get("sources")),
     }

@@ -91,6 +91,7 @@ def test_feed_text_is_escaped_and_bad_links_dropped(client: TestClient, log: Eve
         assert EVIL_URL not in body
         assert "<b>Press</b>" not in body
         assert 'href="https://example.com/a?b=1&amp;c=&lt;2&gt;"' in body
+        assert "\x01" not in body
 
 
 def test_security_headers_on_every_kind_of_response(client: TestClient) -> None:
