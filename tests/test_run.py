@@ -8,6 +8,7 @@ feed served on 127.0.0.1, with mail landing in the outbox folder.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -392,3 +393,64 @@ interval = 10
     code, survivors = second.stop()
     assert survivors == set(), f"processes outlived `run`: {survivors}"
     assert code == 0
+
+
+# -- settings that `run` and the root command honour --------------------------------
+
+
+def test_run_with_an_unreachable_redis_says_so(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    result = subprocess.run(
+        [PY, "-m", "sorawatch.cli", "run", "--data", str(tmp_path)],
+        env=clean_env(SORAWATCH_REDIS_URL=url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert f"sorawatch: cannot reach Redis at {url}" in result.stderr
+    assert not (tmp_path / URL_FILE).exists(), "no embedded Redis when one is configured"
+
+
+def test_log_json_setting_switches_the_log_format(tmp_path: Path) -> None:
+    """`log.json` (SORAWATCH_LOG_JSON) works like --log-json; children inherit it."""
+    code = (
+        "import json, logging, sys\n"
+        "from sorawatch.cli.main import cli\n"
+        "cli.main(['events', '--help'], standalone_mode=False)\n"
+        "logging.getLogger('sorawatch.probe').warning('hello %s', 'مرحبا')\n"
+    )
+    for value, is_json in (("true", True), ("false", False)):
+        result = subprocess.run(
+            [PY, "-c", code],
+            env=clean_env(SORAWATCH_LOG_JSON=value),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        line = result.stderr.strip().splitlines()[-1]
+        if is_json:
+            record = json.loads(line)
+            assert record["msg"] == "hello مرحبا"
+            assert record["level"] == "warning"
+        else:
+            assert line.endswith("WARNING sorawatch.probe: hello مرحبا")
+
+
+def test_children_get_the_redis_url_data_folder_and_log_format(tmp_path: Path) -> None:
+    from sorawatch.cli.context import Context
+    from sorawatch.cli.run import child_specs
+    from sorawatch.settings import load_settings
+
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\ndir = "somewhere"\n', "utf-8")
+    settings = load_settings(config, {})
+    ctx = Context(config=str(config), log_json=True)
+    specs = child_specs(ctx, settings, "redis://127.0.0.1:1234/0", workers=2)
+    assert [s.name for s in specs] == ["watcher", "worker-1", "worker-2", "web"]
+    for spec in specs:
+        assert spec.env["SORAWATCH_REDIS_URL"] == "redis://127.0.0.1:1234/0"
+        assert spec.env["SORAWATCH_DATA_DIR"] == str(settings.data_dir)
+        assert "--log-json" in spec.argv
+        assert spec.argv[spec.argv.index("--config") + 1] == str(config.resolve())
+    assert [s.argv[-1] for s in specs] == ["watch", "work", "work", "web"]
