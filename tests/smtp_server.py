@@ -7,6 +7,7 @@ answer a code for chosen recipients (``refuse``) or for the next N messages
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -41,6 +42,7 @@ class Recorder:
     refused: dict[str, int] = field(default_factory=dict)  # recipient → code, every time
     failures: list[int] = field(default_factory=list)  # codes for the next messages
     scripted: dict[str, list[int]] = field(default_factory=dict)  # recipient → next codes
+    delay: float = 0.0  # seconds to wait before accepting each message (a slow server)
     answered: list[tuple[str, int]] = field(default_factory=list)  # every RCPT answer
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,6 +63,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         raw = bytes(envelope.original_content or envelope.content)
         parsed = message_from_bytes(raw, policy=policy.default)
         with self.lock:

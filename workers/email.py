@@ -187,7 +187,7 @@ async def send_batch(
         outcomes += await asyncio.gather(*(one(e, m) for e, m in jobs))
     finally:
         await mailer.close()
-    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule)
+    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
 
 
 def _outcome(result: SendResult) -> Outcome:

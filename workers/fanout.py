@@ -19,10 +19,12 @@ from redis.exceptions import WatchError
 
 from sorawatch import metrics
 from sorawatch.errors import EventError
-from sorawatch.events import EventLog, Job, enqueue, job_id
+from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers, webhooks
+from sorawatch.settings import Settings
 from workers import runtime
+from workers.retry import enqueue_delivery
 
 PLAN_TTL = 30 * 86400  # long after any retry; losing it only matters to a re-run
 
@@ -67,39 +69,37 @@ def plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str
         fresh = make_plan(redis, keys, alert, size)
         redis.set(key, json.dumps(fresh, ensure_ascii=False), nx=True, ex=PLAN_TTL)
         stored = redis.get(key)
+    if stored is None:  # pragma: no cover - expired between SET and GET
+        raise EventError(f"alert {alert['alert_id']}: fan-out plan vanished")
     return dict(json.loads(stored))  # whoever wrote first wins
 
 
 FUNCS = {"email": "workers.email.deliver_email", "webhook": "workers.webhook.deliver_webhooks"}
 
 
-def fan_out_alert(log: EventLog, alert: dict[str, Any], size: int) -> dict[str, int]:
+def fan_out_alert(log: EventLog, alert: dict[str, Any], settings: Settings) -> dict[str, int]:
     """Enqueue the batch jobs of one alert, once; returns recipients per channel
     (zeros when an earlier run already did it). Writes the plan, the jobs, metrics."""
     redis, keys = log.redis, log.keys
     alert_id = str(alert["alert_id"])
     if alert.get("baseline"):
         return {"email": 0, "webhook": 0}
-    batches = plan(redis, keys, alert, size)
+    batches = plan(redis, keys, alert, settings.workers.batch_size)
     jobs = [
-        Job(
-            channel,
-            FUNCS[channel],
-            (alert_id, recipients, 0),
-            job_id(channel, alert_id, f"b{n:05d}"),
-        )
+        (channel, recipients, job_id(channel, alert_id, f"b{n:05d}"))
         for channel in ("email", "webhook")
         for n, recipients in enumerate(batches.get(channel, []))
     ]
     done = done_key(keys, alert_id)
     with redis.pipeline() as pipe:
         try:
-            pipe.watch(done)
+            pipe.watch(done)  # type: ignore[no-untyped-call]
             if pipe.exists(done):
                 return {"email": 0, "webhook": 0}
             pipe.multi()
-            for job in jobs:
-                enqueue(redis, pipe, job)
+            for channel, recipients, jid in jobs:
+                args = (alert_id, recipients, 0)
+                enqueue_delivery(redis, settings, channel, FUNCS[channel], args, jid, pipeline=pipe)
             pipe.set(done, len(jobs), ex=PLAN_TTL)
             counts = {c: sum(len(b) for b in batches.get(c, [])) for c in ("email", "webhook")}
             for channel, n in counts.items():
@@ -119,4 +119,4 @@ def fan_out(alert_event_id: str) -> dict[str, int]:
     event = rt.log.get(alert_event_id)
     if event is None or event.type != "alert.raised":
         raise EventError(f"{alert_event_id}: not an alert.raised event in the log")
-    return fan_out_alert(rt.log, dict(event.data), rt.settings.workers.batch_size)
+    return fan_out_alert(rt.log, dict(event.data), rt.settings)

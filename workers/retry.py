@@ -12,18 +12,65 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis import Redis
+from rq import Retry
+
 from sorawatch import metrics
 from sorawatch.events import Event, EventLog, job_id, queue
 from sorawatch.projections import apply
+from sorawatch.settings import Settings
 
 # The longest we let a Retry-After header push a retry out.
 MAX_RETRY_AFTER = 24 * 3600.0
+# RQ re-runs a job whose worker died (SIGKILL, OOM) or that raised, this many times;
+# the ledger makes those re-runs skip what was already sent.
+JOB_RETRIES = Retry(max=3, interval=[10, 60, 300])
+
+
+def job_timeout(settings: Settings, channel: str, recipients: int) -> int:
+    """A batch job's RQ timeout: long enough for every message to use its whole deadline."""
+    if channel == "email":
+        per, lanes = settings.smtp.deadline, settings.smtp.concurrency
+    else:
+        per, lanes = settings.webhooks.timeout * 2, settings.webhooks.concurrency
+    return int(math.ceil(max(recipients, 1) / lanes) * per + 120)
+
+
+def enqueue_delivery(
+    redis: Redis,
+    settings: Settings,
+    channel: str,
+    func: str,
+    args: tuple[Any, ...],
+    jid: str,
+    *,
+    delay: float = 0.0,
+    kwargs: dict[str, Any] | None = None,
+    pipeline: Any = None,
+) -> None:
+    """Put a delivery batch on its queue (now, or after ``delay`` seconds via the RQ
+    scheduler), with a timeout sized to the batch and RQ-level retries."""
+    q = queue(channel, redis)
+    q.get_redis_server_version()  # cached on the client, never read inside a MULTI
+    options: dict[str, Any] = {
+        "job_id": jid,
+        "timeout": job_timeout(settings, channel, len(args[1])),
+        "result_ttl": 3600,
+        "failure_ttl": 7 * 86400,
+        "retry": JOB_RETRIES,
+        "pipeline": pipeline,
+    }
+    if delay <= 0:
+        q.enqueue_call(func, args=args, kwargs=kwargs or {}, **options)
+    else:
+        q.enqueue_in(timedelta(seconds=delay), func, *args, **(kwargs or {}), **options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +123,7 @@ def finish(
     recipients: Sequence[str],
     results: Sequence[Outcome],
     schedule: Sequence[int],
+    settings: Settings | None = None,
 ) -> dict[str, int]:
     """Record a batch's outcomes as events, schedule the retry, apply to the ledger.
 
@@ -113,7 +161,7 @@ def finish(
         at = (now + timedelta(seconds=delay)).isoformat().replace("+00:00", "Z")
         for row in retry:
             row["retry_at"] = at
-        _schedule_retry(log, batch, [r["recipient"] for r in retry], tag, delay)
+        _schedule_retry(log, batch, [r["recipient"] for r in retry], tag, delay, settings)
     identity = (batch.alert_id, batch.channel, tag, batch.attempt)
     events = [
         Event.new(
@@ -150,19 +198,26 @@ def finish(
 
 
 def _schedule_retry(
-    log: EventLog, batch: Batch, recipients: list[str], tag: str, delay: float
+    log: EventLog,
+    batch: Batch,
+    recipients: list[str],
+    tag: str,
+    delay: float,
+    settings: Settings | None,
 ) -> None:
     """Enqueue (delay 0) or schedule the smaller batch for the next attempt.
 
     The job id derives from the batch and the attempt, so a re-run of this job
     replaces the retry instead of adding a second one.
     """
-    q = queue(batch.channel, log.redis)
-    args = (batch.alert_id, recipients, batch.attempt + 1)
-    kwargs: dict[str, Any] = {"tag": batch.tag} if batch.tag else {}
     jid = job_id(batch.channel, batch.alert_id, tag, f"a{batch.attempt + 1}")
-    options: dict[str, Any] = {"job_id": jid, "result_ttl": 3600, "failure_ttl": 7 * 86400}
-    if delay <= 0:
-        q.enqueue_call(batch.func, args=args, kwargs=kwargs, **options)
-    else:
-        q.enqueue_in(timedelta(seconds=delay), batch.func, *args, **kwargs, **options)
+    enqueue_delivery(
+        log.redis,
+        settings or Settings(),
+        batch.channel,
+        batch.func,
+        (batch.alert_id, recipients, batch.attempt + 1),
+        jid,
+        delay=delay,
+        kwargs={"tag": batch.tag} if batch.tag else None,
+    )

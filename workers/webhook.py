@@ -205,7 +205,7 @@ async def send_batch(
     finally:
         if own:
             await http.aclose()
-    return finish(log, batch, ids, outcomes, settings.webhooks.retry_schedule)
+    return finish(log, batch, ids, outcomes, settings.webhooks.retry_schedule, settings)
 
 
 def _after(log: EventLog, settings: Settings, hook: webhooks.Webhook, result: Outcome) -> None:

@@ -40,6 +40,8 @@ def test_batches_of_the_configured_size_on_their_queues(redis: Redis, settings: 
     assert sorted(a for j in jobs for a in j.args[1]) == wanted
     assert all(j.func_name == "workers.email.deliver_email" for j in jobs)
     assert all(j.args[0] == "al_test1" and j.args[2] == 0 for j in jobs)
+    assert all(j.retries_left == 3 for j in jobs)  # RQ re-runs a batch whose worker died
+    assert all((j.timeout or 0) >= settings.smtp.deadline for j in jobs)
     assert queue("webhook", redis).count == 0
 
 
@@ -82,7 +84,7 @@ def test_concurrent_fan_outs_enqueue_each_batch_once(redis: Redis, settings: Set
 
     def run() -> None:
         client = Redis.from_url(settings.redis.url or "")
-        results.append(fanout.fan_out_alert(EventLog(client, log.keys), alert, 3))
+        results.append(fanout.fan_out_alert(EventLog(client, log.keys), alert, settings))
 
     threads = [threading.Thread(target=run) for _ in range(6)]
     for t in threads:
