@@ -50,6 +50,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops SYNs when many webhooks connect at once
     owner: HttpReceiver
 
 
