@@ -22,7 +22,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import WatchError
-from rq import Queue
+from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 from sorawatch.errors import EventError
@@ -194,6 +194,9 @@ def enqueue(redis: Redis, pipe: Any, job: Job) -> None:
         timeout=job.timeout,
         result_ttl=3600,
         failure_ttl=7 * 86400,
+        # A job whose worker was SIGKILLed is re-run by RQ's registry cleanup only if it
+        # has retries left; event jobs are idempotent (event ids, locks), so re-runs are safe.
+        retry=Retry(max=3),
         pipeline=pipe,
     )
 

@@ -22,11 +22,17 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterable, Sequence
 from types import FrameType
 
 from redis import Redis
-from rq import SimpleWorker, Worker
+from rq import Queue, SimpleWorker
+from rq import Worker as RqWorker
+from rq.executions import Execution
+from rq.registry import StartedJobRegistry
+from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
+from rq.scripts import release_lock
 from rq.serializers import JSONSerializer
 
 from sorawatch.events import queue
@@ -36,8 +42,84 @@ from workers import runtime
 
 QUEUES = ("changes", "email", "webhook")
 MAX_ROUNDS = 1000  # a burst that keeps finding work this long is a loop, not a backlog
+# RQ cleans its registries every 10 minutes by default: a job whose worker died
+# elsewhere would wait that long to be re-run. A minute is cheap (a few ZRANGEs).
+MAINTENANCE_INTERVAL = 60
 
 log = logging.getLogger("sorawatch.workers")
+
+
+def _gone(redis: Redis, key: str, host: str) -> bool:
+    """True when the RQ worker or scheduler registered at ``key`` is surely gone: its
+    registration expired or says it died, or it ran on this host under a dead pid."""
+    fields = redis.hmget(key, ["hostname", "pid", "death"])
+    hostname, pid, death = (v.decode() if isinstance(v, bytes) else v for v in fields)
+    if hostname is None or death:
+        return True
+    if hostname != host or pid is None or not pid.isdigit():
+        return False  # another machine: RQ's heartbeat expiry decides
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A dead process its (re)parent has not reaped yet still answers ``kill(pid, 0)``."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False  # no procfs: trust kill(pid, 0)
+
+
+def expire_abandoned(redis: Redis, queues: Iterable[Queue]) -> int:
+    """Mark the started jobs of dead workers as expired now, so RQ's own registry
+    cleanup re-runs them (their ``Retry``) at once, not after their heartbeat TTL
+    (job_monitoring_interval + 60 s). Returns how many were marked."""
+    host = socket.gethostname()
+    marked = 0
+    for q in queues:
+        registry = StartedJobRegistry(q.name, connection=redis, serializer=q.serializer)
+        for entry in redis.zrange(registry.key, 0, -1):
+            composite = entry.decode() if isinstance(entry, bytes) else str(entry)
+            worker = redis.hget(Execution.from_composite_key(composite, redis).key, "worker_name")
+            name = worker.decode() if isinstance(worker, bytes) else worker
+            if name and _gone(redis, RqWorker.redis_worker_namespace_prefix + name, host):
+                redis.zadd(registry.key, {composite: 0}, xx=True)
+                marked += 1
+    return marked
+
+
+def release_dead_scheduler_locks(redis: Redis, queues: Iterable[Queue]) -> list[str]:
+    """Free the scheduler locks a killed worker's scheduler still holds (they live
+    61 s), so this worker's scheduler takes them at start and delayed retries are not
+    held up. Returns the queue names freed."""
+    host = socket.gethostname()
+    freed = []
+    for q in queues:
+        lock = RQScheduler.get_locking_key(q.name)
+        owner = redis.get(lock)
+        if owner is None:
+            continue
+        name = owner.decode() if isinstance(owner, bytes) else str(owner)
+        if _gone(redis, SCHEDULER_KEY_TEMPLATE % name, host) and release_lock(redis, lock, name):
+            freed.append(q.name)
+    return freed
+
+
+class Worker(RqWorker):
+    """RQ's forking worker that, at start and at each maintenance, first hands the jobs
+    of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run."""
+
+    def clean_registries(self) -> None:
+        found = expire_abandoned(self.connection, self.queues)
+        if found:
+            self.log.warning("re-running %d job(s) abandoned by dead workers", found)
+        super().clean_registries()  # type: ignore[no-untyped-call]
 
 
 def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] = QUEUES) -> int:
@@ -61,7 +143,14 @@ def _serve(settings: Settings, names: list[str]) -> None:
     """Child process: one RQ worker on ``names``, with the scheduler, until stopped."""
     redis = connect(settings)
     runtime.configure(settings, redis)
-    worker = Worker([queue(n, redis) for n in names], connection=redis, serializer=JSONSerializer)
+    queues = [queue(n, redis) for n in names]
+    release_dead_scheduler_locks(redis, queues)  # before work() starts our scheduler
+    worker = Worker(
+        queues,
+        connection=redis,
+        serializer=JSONSerializer,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+    )
     worker.work(with_scheduler=True, logging_level=settings.log.level)
 
 

@@ -1,0 +1,148 @@
+"""What the delivery fault tests share: many subscribers and webhooks, one alert,
+a slow real SMTP server, and readings of what arrived versus what Redis marked sent."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from redis import Redis
+from rq import Worker as RqWorker
+
+from sorawatch.events import Event, EventLog, Job, queue
+from sorawatch.projections import apply, ledger, subscribers, webhooks
+from tests.http_receiver import HttpReceiver
+from tests.smtp_server import Recorder, SmtpServer
+from tests.workers.delivery_helpers import alert_record
+
+LANGS = ("en", "ar", "both")
+
+
+@dataclass
+class SlowRecorder(Recorder):
+    """The test SMTP server's handler, pausing before each accept, so a batch is
+    still sending when the test kills its worker."""
+
+    pause: float = 0.0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.pause:
+            import asyncio
+
+            await asyncio.sleep(self.pause)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class SlowSmtp(SmtpServer):
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.recorder = SlowRecorder(pause=pause)
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+
+    def recipient_counts(self) -> Counter[str]:
+        return Counter(r.lower() for m in self.messages for r in m.recipients)
+
+
+@dataclass
+class World:
+    log: EventLog
+    emails: list[str]
+    hooks: dict[str, tuple[str, str]]  # path → (webhook id, secret)
+    alert_id: str = ""
+    orphans: dict[str, set[str]] = field(default_factory=lambda: {"email": set(), "webhook": set()})
+
+
+def populate(log: EventLog, rx: HttpReceiver, n_emails: int, n_hooks: int) -> World:
+    """Confirmed subscribers in every language preference, and endpoints on ``rx``."""
+    emails = [f"s{i:05d}@example.test" for i in range(n_emails)]
+    for i, address in enumerate(emails):
+        subscribers.request(log, address, LANGS[i % 3], None, None, confirmed=True)
+    hooks = {}
+    for i in range(n_hooks):
+        path = f"/h/{i}"
+        hook, secret = webhooks.register(log, rx.url(path), allow_private=True)
+        hooks[path] = (hook.id, secret)
+    return World(log, emails, hooks)
+
+
+def raise_alert(world: World, alert_id: str = "al_fault1") -> Event:
+    """Append an ``alert.raised`` with its fan-out job, as the change processing does."""
+    record = alert_record(alert_id)
+    event = Event.new("alert.raised", record, "fault", alert_id)
+    world.log.append(event, [Job.for_event("changes", "workers.fanout.fan_out", event)])
+    apply(world.log.redis, world.log.keys, event)
+    world.alert_id = alert_id
+    return event
+
+
+def note_orphans(world: World, smtp: SlowSmtp, rx: HttpReceiver) -> int:
+    """After a kill: what reached a server but is not marked sent in Redis (accepted
+    while the killed worker was between the server's answer and its mark). These are
+    the only messages a re-run may send again. Returns how many were added."""
+    redis, keys = world.log.redis, world.log.keys
+    got_mail = set(smtp.recipient_counts())
+    got_hooks = {world.hooks[r.path][0] for r in rx.requests if r.path in world.hooks}
+    # Read the servers first, then the marks: a message the live worker marks in between
+    # does not count as an orphan.
+    marked_mail = {k.decode() for k in redis.hkeys(ledger.sent_key(keys, world.alert_id, "email"))}
+    marked_hooks = {
+        k.decode() for k in redis.hkeys(ledger.sent_key(keys, world.alert_id, "webhook"))
+    }
+    before = sum(len(v) for v in world.orphans.values())
+    world.orphans["email"] |= got_mail - marked_mail
+    world.orphans["webhook"] |= got_hooks - marked_hooks
+    return sum(len(v) for v in world.orphans.values()) - before
+
+
+def idle(redis: Redis, names: tuple[str, ...] = ("changes", "email", "webhook")) -> bool:
+    """No job queued, running or scheduled on ``names``."""
+    for name in names:
+        q = queue(name, redis)
+        if q.count or q.started_job_registry.get_job_count(cleanup=False):
+            return False
+        if q.scheduled_job_registry.get_job_count(cleanup=False):
+            return False
+    return True
+
+
+def workers_alive(redis: Redis) -> int:
+    """RQ workers registered whose process still exists (killed ones stay registered
+    until their key expires)."""
+    alive = 0
+    for worker in RqWorker.all(connection=redis):
+        try:
+            os.kill(int(worker.pid or 0), 0)
+        except (ProcessLookupError, ValueError):
+            continue
+        alive += bool(worker.pid)
+    return alive
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def busy_on(redis: Redis, parent_pid: int, queue_name: str) -> bool:
+    """True when the RQ worker on ``queue_name`` started by ``parent_pid`` (a
+    ``sorawatch work`` process) is running a job right now."""
+    for worker in RqWorker.all(connection=redis):
+        if worker.queue_names() == [queue_name] and _parent(int(worker.pid or 0)) == parent_pid:
+            return worker.get_state() == "busy"
+    return False
+
+
+def reruns(*logs: str) -> int:
+    """How many abandoned jobs the restarted workers handed back to RQ (from their logs)."""
+    total = 0
+    for text in logs:
+        for line in text.splitlines():
+            if "abandoned by dead workers" in line:
+                total += int(line.split("re-running ", 1)[1].split()[0])
+    return total
