@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from watcher.facts import Prepared, extract_partners, extract_pricing, extract_status
+from watcher.facts import extract_partners, extract_pricing, extract_status
 from watcher.lexicon import Lexicon, load_lexicon
+from watcher.mentions import Mention, Prepared
 
 __all__ = ["TOPICS", "Classification", "Classifier", "default_classifier", "load_lexicon"]
 
@@ -52,7 +53,7 @@ class Classifier:
         the verdict. Never raises on odd text.
         """
         del lang  # one rule set for both scripts: see the docstring
-        prep = Prepared.of(title or "", summary or "")
+        prep = Prepared.of(self.lexicon.phrases, title or "", summary or "")
         if not self.is_relevant(prep):
             return _NOT_RELEVANT
         lex = self.lexicon
@@ -72,52 +73,42 @@ class Classifier:
 
     def is_relevant(self, prep: Prepared) -> bool:
         """About the product at all: named, in context, not another Sora, not in passing."""
-        lex = self.lexicon
-        text = prep.text
-        mentions = lex.names.find(text)
-        if not mentions:
+        names = [m for m in prep.mentions if m.kind in ("name", "version")]
+        if not names:
             return False
-        blocked = [
-            m.span() for p in (lex.masks, lex.passing) if p is not None for m in p.finditer(text)
-        ]
-        if blocked:
-            mentions = [
-                m for m in mentions if not any(b0 < m[2] and m[1] < b1 for b0, b1 in blocked)
-            ]
-            if not mentions:
+        passing = [m.span() for m in self.lexicon.passing.finditer(prep.text)]
+        if passing:
+            names = [n for n in names if not any(a < n.end and n.start < b for a, b in passing)]
+            if not names:
                 return False
-        anchored = lex.anchors is not None and lex.anchors.search(text) is not None
-        if not anchored and lex.domains is not None and lex.domains.search(text):
-            return False
-        tiers = {tier for tier, _, _ in mentions}
+        kinds = {m.kind for m in prep.mentions}
+        anchored = "anchor" in kinds
+        if not anchored and "domain" in kinds:
+            return False  # Kingdom Hearts, a bitcoin fund: another Sora's world
+        tiers = {"strong" if n.kind == "version" else n.label for n in names}
         if tiers == {"weak"} and not anchored:
             return False
-        if not (anchored or "strong" in tiers or self._in_context(text)):
+        if not (anchored or "strong" in tiers or self._in_context(prep)):
             return False
-        return self._salient(prep, mentions)
+        return self._salient(prep, names)
 
-    def _in_context(self, text: str) -> bool:
-        lex = self.lexicon
-        if lex.strong_context is not None and lex.strong_context.search(text):
+    def _in_context(self, prep: Prepared) -> bool:
+        if any(m.kind == "strong_context" for m in prep.mentions):
             return True
-        if lex.weak_context is None:
-            return False
-        return len({m.group() for m in lex.weak_context.finditer(text)}) >= lex.min_weak
+        weak = {m.label for m in prep.mentions if m.kind == "weak_context"}
+        return len(weak) >= self.lexicon.min_weak
 
-    def _salient(self, prep: Prepared, mentions: list[tuple[str, int, int]]) -> bool:
+    @staticmethod
+    def _salient(prep: Prepared, names: list[Mention]) -> bool:
         """Not an item about a competitor that names the product on the side."""
-        lex = self.lexicon
-        if lex.competitors is None:
-            return True
-        rivals = [m.start() for m in lex.competitors.finditer(prep.text)]
+        rivals = [m.start for m in prep.mentions if m.kind == "competitor"]
         if not rivals:
             return True
-        in_title = any(start < prep.title_end for _, start, _ in mentions)
-        if in_title:
+        if any(n.start < prep.title_end for n in names):
             return True
         if any(start < prep.title_end for start in rivals):
             return False
-        return len(mentions) >= len(rivals)
+        return len(names) >= len(rivals)
 
 
 @lru_cache(maxsize=1)

@@ -8,69 +8,24 @@ rules themselves live in the lexicon; this module only knows how to apply them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
-from sorawatch.arabic import normalize_arabic, normalize_for_matching
+from sorawatch.arabic import normalize_for_matching
 from watcher.lexicon import Lexicon, StatusCue
+from watcher.mentions import Prepared
 
-# A sentence ends at these when a space or the end follows ("$0.10" stays whole).
-_SENTENCE_END = re.compile(r"[.!?؟;؛]+(?=\s|$)")
-_TITLE_JOIN = " . "
+_DIGIT = re.compile(r"\d")
 _NAME_SPLIT = re.compile(r"\s+(?:and|&)\s+|\s*[,،]\s*")
 _NAME_TRIM = re.compile(r"^(?:the|a|an)\s+|(?:\s+(?:and|of|&))+$|['’]s$", re.IGNORECASE)
 
 
-@dataclass(slots=True)
-class Prepared:
-    """An item's text normalised once, with its sentences; shared by all extractors."""
-
-    text: str
-    title_end: int
-    kept_summary: str
-    sentences: list[tuple[int, int]]
-    _names: dict[int, bool] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, title: str, summary: str) -> Prepared:
-        title_n = normalize_for_matching(title)
-        summary_n = normalize_for_matching(summary)
-        text = f"{title_n}{_TITLE_JOIN}{summary_n}" if title_n else summary_n
-        title_end = len(title_n)
-        kept = " ".join(normalize_arabic(summary).split())
-        return cls(text, title_end, kept, _sentences(text))
-
-    def sentence_at(self, pos: int) -> tuple[int, int]:
-        for start, end in self.sentences:
-            if start <= pos < end:
-                return start, end
-        return self.sentences[-1] if self.sentences else (0, len(self.text))
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    spans = []
-    start = 0
-    for m in _SENTENCE_END.finditer(text):
-        spans.append((start, m.end()))
-        start = m.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return spans
-
-
-def _off_topic(lex: Lexicon, prep: Prepared, span: tuple[int, int]) -> bool:
+def _off_topic(prep: Prepared, span: tuple[int, int]) -> bool:
     """True for a sentence about a competitor that does not name the product."""
-    key = span[0]
-    cached = prep._names.get(key)
+    cached = prep.off_topic.get(span[0])
     if cached is None:
-        text = prep.text
-        competitor = lex.competitors is not None and lex.competitors.search(text, *span) is not None
-        cached = (
-            competitor
-            and lex.names.pattern is not None
-            and not lex.names.pattern.search(text, *span)
-        )
-        prep._names[key] = cached
+        kinds = {m.kind for m in prep.mentions if span[0] <= m.start < span[1]}
+        cached = "competitor" in kinds and not kinds & {"name", "version"}
+        prep.off_topic[span[0]] = cached
     return cached
 
 
@@ -132,9 +87,9 @@ def extract_status(lex: Lexicon, prep: Prepared) -> dict[str, Any]:
     for cue in lex.cues:
         for m in cue.pattern.finditer(text):
             sentence = prep.sentence_at(m.start())
-            if cue.suppress is not None and cue.suppress.search(text, *sentence):
+            if cue.suppress and cue.suppress.search(text, *sentence):
                 continue
-            if _off_topic(lex, prep, sentence):
+            if _off_topic(prep, sentence):
                 continue
             status = _judge(lex, cue, prep, m.start(), m.end())
             if status is not None:
@@ -146,15 +101,15 @@ def extract_status(lex: Lexicon, prep: Prepared) -> dict[str, Any]:
     if chosen is None:
         return {}
     facts: dict[str, Any] = {"status": chosen}
-    versions = lex.versions.find(text)
+    versions = prep.of_kind("version")
     if versions:
-        facts["version"] = versions[0][0]
+        facts["version"] = versions[0].label
     if chosen == "expanded":
         where: list[str] = []
         for sentence in dict.fromkeys(evidence[chosen]):
-            for label, _, _ in lex.places.find(text, *sentence):
-                if label not in where:
-                    where.append(label)
+            for place in prep.of_kind("place", sentence):
+                if place.label not in where:
+                    where.append(place.label)
         if where:
             facts["where"] = where
     return facts
@@ -187,19 +142,20 @@ def _period(lex: Lexicon, text: str, end: int, clause_start: int, start: int) ->
         pos += 1
     found = lex.periods.pattern.match(text, pos) if lex.periods.pattern else None
     if found is not None:
-        return lex.periods.labels[int(found.lastgroup[1:])]  # type: ignore[index]
+        return lex.periods.label(found)
     # "a monthly fee of $20": the period word just before the amount, in its clause.
     before = lex.periods.find(text, max(clause_start, start - 30), start)
     return before[-1][0] if before else None
 
 
-def _plan(lex: Lexicon, text: str, clause: tuple[int, int], start: int, end: int) -> str | None:
+def _plan(prep: Prepared, clause: tuple[int, int], start: int, end: int) -> str | None:
     """The plan named nearest the amount within its clause, before it on a tie."""
-    before = lex.plans.find(text, max(clause[0], start - 80), start)
-    after = lex.plans.find(text, end, min(clause[1], end + 50))
-    if before and (not after or start - before[-1][2] <= after[0][1] - end):
-        return before[-1][0]
-    return after[0][0] if after else None
+    plans = prep.of_kind("plan", (max(clause[0], start - 80), min(clause[1], end + 50)))
+    before = [p for p in plans if p.end <= start]
+    after = [p for p in plans if p.start >= end]
+    if before and (not after or start - before[-1].end <= after[0].start - end):
+        return before[-1].label
+    return after[0].label if after else None
 
 
 def _clause_end(lex: Lexicon, text: str, end: int) -> int:
@@ -211,13 +167,13 @@ def extract_pricing(lex: Lexicon, prep: Prepared) -> tuple[bool, list[dict[str, 
     """Whether the item is about pricing, and the prices it states."""
     text = prep.text
     entries: list[dict[str, Any]] = []
-    if any(ch.isdigit() for ch in text):
+    if _DIGIT.search(text):
         for m in lex.money.finditer(text):
             entries.extend(_price(lex, prep, m))
     topic = bool(entries)
     if not topic:
         for m in lex.pricing_cues.finditer(text):
-            if not _off_topic(lex, prep, prep.sentence_at(m.start())):
+            if not _off_topic(prep, prep.sentence_at(m.start())):
                 topic = True
                 break
     unique = list({tuple(e.values()): e for e in entries}.values())
@@ -230,20 +186,20 @@ def _price(lex: Lexicon, prep: Prepared, m: re.Match[str]) -> list[dict[str, Any
     if groups.get("m1") or groups.get("m2"):
         return []  # thousands, millions: a deal or a loss, not a price
     sentence = prep.sentence_at(m.start())
-    if _off_topic(lex, prep, sentence):
+    if _off_topic(prep, sentence):
         return []
     clause = (
         max(sentence[0], _clause_start(lex, text, m.start())),
         _clause_end(lex, text, m.end()),
     )
-    if lex.pricing_suppress is not None and lex.pricing_suppress.search(text, *clause):
+    if lex.pricing_suppress and lex.pricing_suppress.search(text, *clause):
         return []
     code = _currency(lex, m)
     raw = [groups.get("n1") or groups.get("n2"), groups.get("n1b") or groups.get("n2b")]
     amounts = [_number(n) for n in raw if n]
     if code is None or not amounts or max(amounts) >= lex.max_amount:
         return []
-    plan = _plan(lex, text, clause, m.start(), m.end())
+    plan = _plan(prep, clause, m.start(), m.end())
     period = _period(lex, text, m.end(), clause[0], m.start())
     if plan is None and period is None:
         priced = lex.price_words.search(text, max(clause[0], m.start() - 40), m.start())
@@ -266,13 +222,11 @@ def extract_partners(lex: Lexicon, prep: Prepared) -> tuple[bool, list[str]]:
     for sentence in prep.sentences:
         if lex.partnership_cues.search(text, *sentence) is None:
             continue
-        if lex.partnership_suppress is not None and lex.partnership_suppress.search(
-            text, *sentence
-        ):
+        if lex.partnership_suppress and lex.partnership_suppress.search(text, *sentence):
             continue
-        if _off_topic(lex, prep, sentence):
+        if _off_topic(prep, sentence):
             continue
-        named = [label for label, _, _ in lex.partners.find(text, *sentence)]
+        named = [m.label for m in prep.of_kind("partner", sentence)]
         if named or lex.creative.search(text, *sentence):
             topic = True
             partners.extend(named)
@@ -290,14 +244,10 @@ def _captured(lex: Lexicon, raw: str) -> list[str]:
         name = _NAME_TRIM.sub("", part.strip()).strip(" .\"'")
         if len(name) < 2 or name.lower() in lex.not_partners:
             continue
-        norm = normalize_for_matching(name)
-        curated = lex.partners.find(norm)
+        found = lex.phrases.find(normalize_for_matching(name))
+        curated = [m.label for m in found if m.kind == "partner"]
         if curated:  # "Walt Disney Studios" is Disney, "Cannes Lions Festival" Cannes Lions
-            names.extend(label for label, _, _ in curated)
-            continue
-        if lex.competitors is not None and lex.competitors.search(norm):
-            continue
-        if lex.names.pattern is not None and lex.names.pattern.search(norm):
-            continue
-        names.append(name)
+            names.extend(curated)
+        elif not any(m.kind in ("competitor", "name", "version", "anchor") for m in found):
+            names.append(name)
     return names

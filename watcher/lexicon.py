@@ -1,7 +1,7 @@
 """Load, validate and compile a product lexicon (rules as data, one TOML file per product).
 
-Every regular expression is compiled here, once; the classifier only runs them. A
-broken file fails at load with a `LexiconError` naming the file and the key.
+Every pattern is compiled here, once; the classifier only runs them. A broken file
+fails at load with a `LexiconError` naming the file and the key.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from sorawatch.errors import LexiconError
-from watcher.rules import Labelled, Reader, join, labelled
+from watcher.literals import Patterns
+from watcher.mentions import PhraseIndex
+from watcher.rules import Labelled, Reader, join
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "lexicons" / "sora.toml"
 
@@ -36,11 +38,11 @@ class StatusCue:
     """The cues of one status value and what negation, hedging and the future make of them."""
 
     status: str
-    pattern: re.Pattern[str]
+    pattern: Patterns
     negated: str
     hedged: str
     future: str
-    suppress: re.Pattern[str] | None
+    suppress: Patterns
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,22 +54,19 @@ class Currency:
 
 @dataclass(frozen=True, slots=True)
 class Lexicon:
-    """A compiled lexicon; build it with `load_lexicon`."""
+    """A compiled lexicon; build it with `load_lexicon`.
+
+    Phrase kinds in ``phrases``: name (labels term, strong, weak), version, subject,
+    anchor, strong_context, weak_context, mask, domain, competitor, place, plan, partner.
+    """
 
     source: str
     product_id: str
     product_name: str
     vendor: str
-    names: Labelled  # labels: "term", "strong", "weak"
-    versions: Labelled
-    anchors: re.Pattern[str] | None
-    strong_context: re.Pattern[str] | None
-    weak_context: re.Pattern[str] | None
+    phrases: PhraseIndex
     min_weak: int
-    masks: re.Pattern[str] | None
-    domains: re.Pattern[str] | None
-    passing: re.Pattern[str] | None
-    competitors: re.Pattern[str] | None
+    passing: Patterns
     status_order: tuple[str, ...]
     window: int
     near: int
@@ -80,21 +79,18 @@ class Lexicon:
     concessive: re.Pattern[str]
     clause_breaks: re.Pattern[str]
     cues: tuple[StatusCue, ...]
-    places: Labelled
-    pricing_cues: re.Pattern[str]
-    price_words: re.Pattern[str]
-    pricing_suppress: re.Pattern[str] | None
+    pricing_cues: Patterns
+    price_words: Patterns
+    pricing_suppress: Patterns
     max_amount: float
     money: re.Pattern[str]
     currencies: tuple[Currency, ...]
     periods: Labelled
-    plans: Labelled
-    partnership_cues: re.Pattern[str]
-    creative: re.Pattern[str]
-    partnership_suppress: re.Pattern[str] | None
+    partnership_cues: Patterns
+    creative: Patterns
+    partnership_suppress: Patterns
     capture: tuple[re.Pattern[str], ...]
     not_partners: frozenset[str]
-    partners: Labelled
 
 
 def load_lexicon(path: Path | str | None = None) -> Lexicon:
@@ -119,6 +115,36 @@ def load_lexicon(path: Path | str | None = None) -> Lexicon:
 
 _TOP = {"version", "product", "names", "context", "exclusions", "competitors", "status"}
 _TOP |= {"places", "pricing", "partnership"}
+_MODIFIERS = ("negation", "hedge", "future", "future_after", "questions", "background")
+_MODIFIERS += ("concessive", "clause_breaks")
+
+
+def _phrases(r: Reader, data: dict[str, Any]) -> PhraseIndex:
+    """Every phrase list of the lexicon, in one index."""
+    index = PhraseIndex()
+    names = r.table(data, "names", "")
+    r.keys(names, {"terms", "strong", "weak", "subjects", "versions"}, "names")
+    r.phrases(index, "name", names, "terms", "names", label="term", required=True)
+    r.phrases(index, "name", names, "strong", "names", label="strong")
+    r.phrases(index, "name", names, "weak", "names", label="weak")
+    r.phrases(index, "subject", names, "subjects", "names")
+    r.labelled_phrases(
+        index, "version", r.table(names, "versions", "names", required=False), "names.versions"
+    )
+    context = r.table(data, "context", "")
+    r.keys(context, {"anchors", "strong", "weak", "min_weak"}, "context")
+    r.phrases(index, "anchor", context, "anchors", "context", required=True)
+    r.phrases(index, "strong_context", context, "strong", "context")
+    r.phrases(index, "weak_context", context, "weak", "context")
+    exclusions = r.table(data, "exclusions", "", required=False)
+    r.keys(exclusions, {"masks", "domains", "passing"}, "exclusions")
+    r.phrases(index, "mask", exclusions, "masks", "exclusions")
+    r.phrases(index, "domain", exclusions, "domains", "exclusions")
+    competitors = r.table(data, "competitors", "", required=False)
+    r.keys(competitors, {"terms"}, "competitors")
+    r.phrases(index, "competitor", competitors, "terms", "competitors")
+    r.labelled_phrases(index, "place", r.table(data, "places", "", required=False), "places")
+    return index
 
 
 def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
@@ -127,63 +153,35 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
         raise r.fail("version", f"unsupported lexicon version {data['version']!r} (known: 1)")
     product = r.table(data, "product", "")
     r.keys(product, {"id", "name", "vendor"}, "product")
-
-    names = r.table(data, "names", "")
-    r.keys(names, {"terms", "strong", "weak", "subjects", "versions"}, "names")
-    tiers = {
-        tier: r.strings(names, tier, "names", required=tier == "terms")
-        for tier in ("terms", "strong", "weak")
-    }
-    name_pairs = [
-        (tier[:-1] if tier == "terms" else tier, src)
-        for tier, items in tiers.items()
-        for src in r.phrases(items, f"names.{tier}")
-    ]
-    name_sources = [src for _, src in sorted(name_pairs, key=lambda p: -len(p[1]))]
-    subjects = r.phrases(r.strings(names, "subjects", "names", required=False), "names.subjects")
-    versions = r.labelled_phrases(
-        r.table(names, "versions", "names", required=False), "names.versions"
-    )
-    places = r.labelled_phrases(r.table(data, "places", "", required=False), "places")
-    r.macros["NAME"] = "(?:" + "|".join(name_sources) + ")"
-    r.macros["SUBJ"] = (
-        "(?:" + "|".join(name_sources + sorted(subjects, key=len, reverse=True)) + ")"
-    )
-    r.macros["VERSION"] = _source_or_never(versions)
-    r.macros["PLACE"] = _source_or_never(places)
-
+    phrases = _phrases(r, data)
     context = r.table(data, "context", "")
-    r.keys(context, {"anchors", "strong", "weak", "min_weak"}, "context")
     exclusions = r.table(data, "exclusions", "", required=False)
-    r.keys(exclusions, {"masks", "domains", "passing"}, "exclusions")
-    competitors = r.table(data, "competitors", "", required=False)
-    r.keys(competitors, {"terms"}, "competitors")
 
     status = r.table(data, "status", "")
     r.keys(status, {"order", "window", "near", "modifiers", "cues"}, "status")
     order = r.strings(status, "order", "status")
     for i, value in enumerate(order):
         if value not in STATUSES:
-            raise r.fail(
-                f"status.order[{i}]", f"unknown status {value!r} (known: {', '.join(STATUSES)})"
-            )
+            known = ", ".join(STATUSES)
+            raise r.fail(f"status.order[{i}]", f"unknown status {value!r} (known: {known})")
     modifiers = r.table(status, "modifiers", "status")
-    mods = ("negation", "hedge", "future", "future_after", "questions", "background")
-    mods += ("concessive", "clause_breaks")
-    r.keys(modifiers, set(mods), "status.modifiers")
-    compiled = {m: r.patterns(modifiers, m, "status.modifiers") for m in mods}
+    r.keys(modifiers, set(_MODIFIERS), "status.modifiers")
+    # Modifiers read a few words around a cue: one plain regex each is cheapest there.
+    mods = {m: r.union(modifiers, m, "status.modifiers") for m in _MODIFIERS}
     cues = _cues(r, r.table(status, "cues", "status"), order)
 
     pricing = r.table(data, "pricing", "")
-    r.keys(
-        pricing,
-        {"cues", "price_words", "suppress", "max_amount", "currencies", "periods", "plans"},
-        "pricing",
+    allowed = {"cues", "price_words", "suppress", "max_amount", "currencies", "periods", "plans"}
+    r.keys(pricing, allowed, "pricing")
+    r.labelled_phrases(
+        phrases, "plan", r.table(pricing, "plans", "pricing", required=False), "pricing.plans"
     )
     currencies = _currencies(r, r.table(pricing, "currencies", "pricing"))
     partnership = r.table(data, "partnership", "")
     allowed = {"cues", "creative", "suppress", "capture", "not_partners", "partners"}
     r.keys(partnership, allowed, "partnership")
+    partners = r.table(partnership, "partners", "partnership", required=False)
+    r.labelled_phrases(phrases, "partner", partners, "partnership.partners")
     captures = []
     for i, src in enumerate(r.strings(partnership, "capture", "partnership", required=False)):
         captured = re.compile(r.regex_source(src, f"partnership.capture[{i}]", keep_case=True))
@@ -192,66 +190,45 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
                 f"partnership.capture[{i}]", "a capture pattern needs a group (?P<name>...)"
             )
         captures.append(captured)
+    not_partners = r.strings(partnership, "not_partners", "partnership", required=False)
 
+    late = {  # every Patterns is built before the scanner freezes
+        "passing": r.patterns(exclusions, "passing", "exclusions", required=False),
+        "pricing_cues": r.patterns(pricing, "cues", "pricing"),
+        "price_words": r.patterns(pricing, "price_words", "pricing"),
+        "pricing_suppress": r.patterns(pricing, "suppress", "pricing", required=False),
+        "partnership_cues": r.patterns(partnership, "cues", "partnership"),
+        "creative": r.patterns(partnership, "creative", "partnership"),
+        "partnership_suppress": r.patterns(partnership, "suppress", "partnership", required=False),
+    }
+    r.scanner.freeze()
     return Lexicon(
+        **late,
         source=r.path,
         product_id=r.string(product, "id", "product"),
         product_name=r.string(product, "name", "product"),
         vendor=r.string(product, "vendor", "product", default="-"),
-        names=labelled(name_pairs),
-        versions=versions,
-        anchors=r.phrase_pattern(context, "anchors", "context", required=True),
-        strong_context=r.phrase_pattern(context, "strong", "context"),
-        weak_context=r.phrase_pattern(context, "weak", "context"),
+        phrases=phrases,
         min_weak=int(r.number(context, "min_weak", "context", 2, minimum=1)),
-        masks=r.phrase_pattern(exclusions, "masks", "exclusions"),
-        domains=r.phrase_pattern(exclusions, "domains", "exclusions"),
-        passing=r.patterns(exclusions, "passing", "exclusions", required=False),
-        competitors=r.phrase_pattern(competitors, "terms", "competitors"),
         status_order=tuple(order),
         window=int(r.number(status, "window", "status", 6, minimum=1)),
         near=int(r.number(status, "near", "status", 3, minimum=1)),
-        negation=_required(compiled["negation"]),
-        hedge=_required(compiled["hedge"]),
-        future=_required(compiled["future"]),
-        future_after=_required(compiled["future_after"]),
-        questions=_required(compiled["questions"]),
-        background=_required(compiled["background"]),
-        concessive=_required(compiled["concessive"]),
-        clause_breaks=_required(compiled["clause_breaks"]),
+        negation=mods["negation"],
+        hedge=mods["hedge"],
+        future=mods["future"],
+        future_after=mods["future_after"],
+        questions=mods["questions"],
+        background=mods["background"],
+        concessive=mods["concessive"],
+        clause_breaks=mods["clause_breaks"],
         cues=cues,
-        places=places,
-        pricing_cues=_required(r.patterns(pricing, "cues", "pricing")),
-        price_words=_required(r.patterns(pricing, "price_words", "pricing")),
-        pricing_suppress=r.patterns(pricing, "suppress", "pricing", required=False),
         max_amount=r.number(pricing, "max_amount", "pricing", 100000, minimum=0),
         money=_money(currencies),
         currencies=tuple(c for c, _, _ in currencies),
         periods=r.labelled_patterns(r.table(pricing, "periods", "pricing"), "pricing.periods"),
-        plans=r.labelled_phrases(
-            r.table(pricing, "plans", "pricing", required=False), "pricing.plans"
-        ),
-        partnership_cues=_required(r.patterns(partnership, "cues", "partnership")),
-        creative=_required(r.patterns(partnership, "creative", "partnership")),
-        partnership_suppress=r.patterns(partnership, "suppress", "partnership", required=False),
         capture=tuple(captures),
-        not_partners=frozenset(
-            s.lower() for s in r.strings(partnership, "not_partners", "partnership", required=False)
-        ),
-        partners=r.labelled_phrases(
-            r.table(partnership, "partners", "partnership", required=False), "partnership.partners"
-        ),
+        not_partners=frozenset(s.lower() for s in not_partners),
     )
-
-
-def _required(pattern: re.Pattern[str] | None) -> re.Pattern[str]:
-    assert pattern is not None  # Reader.patterns(required=True) never returns None
-    return pattern
-
-
-def _source_or_never(items: Labelled) -> str:
-    # A lexicon without versions or places still compiles; the macro then never matches.
-    return "(?:" + "|".join(items.sources) + ")" if items.sources else "(?!x)x"
 
 
 def _cues(r: Reader, table: dict[str, Any], order: list[str]) -> tuple[StatusCue, ...]:
@@ -274,7 +251,7 @@ def _cues(r: Reader, table: dict[str, Any], order: list[str]) -> tuple[StatusCue
                     f"unknown outcome {value!r} (known: keep, drop, {', '.join(STATUSES)})",
                 )
             outcomes[key] = value
-        pattern = _required(r.patterns(spec, "patterns", where))
+        pattern = r.patterns(spec, "patterns", where)
         suppress = r.patterns(spec, "suppress", where, required=False)
         cues.append(StatusCue(status, pattern, suppress=suppress, **outcomes))
     return tuple(cues)

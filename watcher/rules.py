@@ -1,8 +1,8 @@
-"""Building blocks for lexicons: phrases and patterns to regexes, typed TOML access.
+"""Building blocks for lexicons: typed TOML access, patterns with their macros expanded.
 
-Phrases (names, places, partners) become whole-word regexes over normalised text
-with Arabic attached prefixes allowed; patterns get the same normalisation and their
-macros ({NAME}, {GAP}...) expanded. Errors name the file and the key.
+Patterns get the same normalisation as the text (Arabic folded, Latin lowercased) and
+their macros ({NAME}, {GAP}...) expanded; phrases go to a `PhraseIndex`. Every error
+names the file and the key.
 """
 
 from __future__ import annotations
@@ -11,70 +11,41 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sorawatch.arabic import has_arabic, normalize_arabic, normalize_for_matching
+from sorawatch.arabic import normalize_arabic
 from sorawatch.errors import LexiconError
+from watcher.literals import LiteralScanner, Patterns
+from watcher.mentions import MARKER_MACROS, PhraseIndex
 
 # Optional Arabic attached prefixes: conjunction, then preposition and/or article.
 PREFIX = "(?:[وف]?(?:[بك]?ال|لل|[بلك])?)"
-_ARTICLE = "(?:[وف]?(?:[بك]?ال|لل))"
 # Words inside one sentence: no sentence punctuation in a word.
 _WORD = r"[^\s.!?؟;؛]+"
 GAP = rf"(?:\s+{_WORD}){{0,6}}?\s+"
 NEAR = rf"(?:\s+{_WORD}){{0,2}}?\s+"
 _MACRO = re.compile(r"\{([A-Z]+)\}")
-_RUN = re.compile(r"[^\W_]+|[^\w\s]+|_+")
 
 
 @dataclass(frozen=True, slots=True)
 class Labelled:
-    """Phrases or patterns, each carrying a label; one compiled alternation."""
+    """Patterns, each carrying a label: one alternation with a group per pattern."""
 
     pattern: re.Pattern[str] | None
     labels: tuple[str, ...]
-    sources: tuple[str, ...] = ()  # one per label, without the group: for macros
+
+    def label(self, m: re.Match[str]) -> str:
+        return self.labels[int(str(m.lastgroup)[1:])]
 
     def find(self, text: str, start: int = 0, end: int | None = None) -> list[tuple[str, int, int]]:
-        """Every match as (label, start, end), left to right, longest alternative first."""
+        """Every match as (label, start, end), left to right."""
         if self.pattern is None:
             return []
         stop = len(text) if end is None else end
-        return [
-            (self.labels[int(m.lastgroup[1:])], m.start(), m.end())  # type: ignore[index]
-            for m in self.pattern.finditer(text, start, stop)
-        ]
-
-
-def phrase_source(phrase: str) -> str:
-    """Regex source for a phrase: normalised, whole words, Arabic prefixes, loose spacing."""
-    norm = normalize_for_matching(phrase).strip("#+.,;:!?")
-    runs = _RUN.findall(norm)
-    if not runs:
-        raise ValueError("empty phrase")
-    parts: list[str] = []
-    for i, run in enumerate(runs):
-        if run[0].isalnum():
-            if i and runs[i - 1][0].isalnum():
-                # Words apart in the phrase may be joined, hyphenated or quoted in text.
-                parts.append("[\\s\\-_'\"]*")
-            parts.append(re.escape(run))
-        else:
-            chars = "".join(sorted(set(run)))
-            parts.append(f"\\s*[{re.escape(chars)}]+\\s*")
-    core = "".join(parts)
-    if has_arabic(norm[0]):
-        if norm.startswith("ال") and len(norm) > 3:
-            left = f"(?<!\\w){_ARTICLE}"
-            core = core[2:]
-        else:
-            left = f"(?<!\\w){PREFIX}"
-    else:
-        left = "(?<![a-z0-9])"
-    right = "(?!\\w)" if has_arabic(norm[-1]) else "(?![a-z0-9])"
-    return left + core + right
+        found = self.pattern.finditer(text, start, stop)
+        return [(self.label(m), m.start(), m.end()) for m in found]
 
 
 def _lower_pattern(src: str) -> str:
-    """Lowercase a regex source except the character after a backslash (`\\S`, `\\W`)."""
+    r"""Lowercase a regex source except the character after a backslash (`\S`, `\W`)."""
     out: list[str] = []
     escaped = False
     for ch in src:
@@ -83,12 +54,17 @@ def _lower_pattern(src: str) -> str:
     return "".join(out)
 
 
+def join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
 class Reader:
-    """Typed access to the parsed TOML with errors naming the file and the key."""
+    """Typed access to the parsed TOML; every error names the file and the key."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.macros: dict[str, str] = {"PRE": PREFIX, "GAP": GAP, "NEAR": NEAR}
+        self.macros: dict[str, str] = {"PRE": PREFIX, "GAP": GAP, "NEAR": NEAR, **MARKER_MACROS}
+        self.scanner = LiteralScanner()
 
     def fail(self, key: str, problem: str) -> LexiconError:
         return LexiconError(f"{self.path}: {key}: {problem}")
@@ -100,20 +76,16 @@ class Reader:
         if value is None and not required:
             return {}
         if not isinstance(value, dict):
-            problem = (
-                "missing table"
-                if value is None
-                else f"expected a table, got {type(value).__name__}"
-            )
+            kind = type(value).__name__
+            problem = "missing table" if value is None else f"expected a table, got {kind}"
             raise self.fail(join(where, key), problem)
         return value
 
     def keys(self, d: dict[str, Any], allowed: set[str], where: str) -> None:
         unknown = sorted(set(d) - allowed)
         if unknown:
-            raise self.fail(
-                join(where, unknown[0]), f"unknown key (known: {', '.join(sorted(allowed))})"
-            )
+            known = ", ".join(sorted(allowed))
+            raise self.fail(join(where, unknown[0]), f"unknown key (known: {known})")
 
     def strings(
         self, d: dict[str, Any], key: str, where: str, *, required: bool = True
@@ -145,22 +117,34 @@ class Reader:
             raise self.fail(join(where, key), f"expected a number >= {minimum:g}, got {value!r}")
         return value
 
-    def phrases(self, items: list[str], dotted: str) -> list[str]:
-        sources = []
+    def phrases(
+        self,
+        index: PhraseIndex,
+        kind: str,
+        d: dict[str, Any],
+        key: str,
+        where: str,
+        *,
+        label: str | None = None,
+        required: bool = False,
+    ) -> int:
+        """Index the phrases of ``d[key]`` as ``kind``; each is its own label by default."""
+        dotted = join(where, key)
+        items = self.strings(d, key, where, required=required)
         for i, item in enumerate(items):
             try:
-                sources.append(phrase_source(item))
+                index.add(kind, label if label is not None else item, item)
             except ValueError:
-                raise self.fail(
-                    f"{dotted}[{i}]", f"phrase {item!r} has no letters or digits"
-                ) from None
-        return sources
+                problem = f"phrase {item!r} has no letters or digits"
+                raise self.fail(f"{dotted}[{i}]", problem) from None
+        return len(items)
 
-    def phrase_pattern(
-        self, d: dict[str, Any], key: str, where: str, *, required: bool = False
-    ) -> re.Pattern[str] | None:
-        items = self.strings(d, key, where, required=required)
-        return alternation(self.phrases(longest_first(items), join(where, key))) if items else None
+    def labelled_phrases(
+        self, index: PhraseIndex, kind: str, d: dict[str, Any], where: str
+    ) -> None:
+        """Index a table of ``label = [phrases]`` as ``kind``."""
+        for label in d:
+            self.phrases(index, kind, d, label, where, label=label, required=True)
 
     def expand(self, src: str, dotted: str) -> str:
         def macro(m: re.Match[str]) -> str:
@@ -168,14 +152,14 @@ class Reader:
                 return self.macros[m.group(1)]
             except KeyError:
                 known = ", ".join("{" + k + "}" for k in sorted(self.macros))
-                raise self.fail(
-                    dotted, f"unknown macro {{{m.group(1)}}} (known: {known})"
-                ) from None
+                problem = f"unknown macro {{{m.group(1)}}} (known: {known})"
+                raise self.fail(dotted, problem) from None
 
         return _MACRO.sub(macro, src)
 
     def regex_source(self, src: str, dotted: str, *, keep_case: bool = False) -> str:
-        # Macros first: their names are upper case, the text they stand for is final.
+        """A pattern ready to compile: macros expanded, normalised like the text."""
+        # Macros first: their names are upper case and the text they stand for is final.
         expanded = self.expand(src, dotted)
         expanded = normalize_arabic(expanded if keep_case else _lower_pattern(expanded))
         try:
@@ -186,20 +170,18 @@ class Reader:
 
     def patterns(
         self, d: dict[str, Any], key: str, where: str, *, required: bool = True
-    ) -> re.Pattern[str] | None:
+    ) -> Patterns:
         items = self.strings(d, key, where, required=required)
         dotted = join(where, key)
         sources = [self.regex_source(s, f"{dotted}[{i}]") for i, s in enumerate(items)]
-        return alternation(sources) if sources else None
+        return Patterns(sources, self.scanner)
 
-    def labelled_phrases(self, d: dict[str, Any], where: str) -> Labelled:
-        pairs: list[tuple[str, str]] = []
-        for label, items in d.items():
-            if not isinstance(items, list):
-                raise self.fail(join(where, label), "expected a list of strings")
-            for src in self.phrases(self.strings(d, label, where), join(where, label)):
-                pairs.append((label, src))
-        return labelled(pairs)
+    def union(self, d: dict[str, Any], key: str, where: str) -> re.Pattern[str]:
+        """The patterns of ``d[key]`` as one regex: for short texts, where gating costs more."""
+        items = self.strings(d, key, where)
+        dotted = join(where, key)
+        sources = [self.regex_source(s, f"{dotted}[{i}]") for i, s in enumerate(items)]
+        return re.compile("|".join(f"(?:{s})" for s in sources))
 
     def labelled_patterns(self, d: dict[str, Any], where: str) -> Labelled:
         pairs: list[tuple[str, str]] = []
@@ -207,27 +189,7 @@ class Reader:
             dotted = join(where, label)
             for i, src in enumerate(self.strings(d, label, where)):
                 pairs.append((label, self.regex_source(src, f"{dotted}[{i}]")))
-        return labelled(pairs, sort=False)
-
-
-def join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def longest_first(items: list[str]) -> list[str]:
-    return sorted(set(items), key=lambda s: (-len(normalize_for_matching(s)), s))
-
-
-def alternation(sources: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{s})" for s in sources))
-
-
-def labelled(pairs: list[tuple[str, str]], *, sort: bool = True) -> Labelled:
-    if not pairs:
-        return Labelled(None, ())
-    if sort:  # the longest phrase wins where several start at one place ("sora 2 pro" > "sora 2")
-        pairs = sorted(pairs, key=lambda p: -len(p[1]))
-    body = "|".join(f"(?P<g{i}>{src})" for i, (_, src) in enumerate(pairs))
-    return Labelled(
-        re.compile(body), tuple(label for label, _ in pairs), tuple(src for _, src in pairs)
-    )
+        if not pairs:
+            return Labelled(None, ())
+        body = "|".join(f"(?P<g{i}>{src})" for i, (_, src) in enumerate(pairs))
+        return Labelled(re.compile(body), tuple(label for label, _ in pairs))
