@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.redis_server import free_port
 
@@ -77,10 +78,25 @@ class Recorder:
 class SmtpServer:
     """``with SmtpServer() as smtp:``; ``smtp.port``, ``smtp.messages``, scripting."""
 
-    def __init__(self) -> None:
+    def __init__(self, auth: tuple[str, str] | None = None) -> None:
+        """``auth``: require AUTH with this login and password (over plain text: tests only)."""
         self.recorder = Recorder()
         self.port = free_port()
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if auth is not None:
+            login, password = auth[0].encode(), auth[1].encode()
+
+            def check(
+                server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+            ) -> AuthResult:
+                ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
+                    login,
+                    password,
+                )
+                return AuthResult(success=ok, handled=False)
+
+            options = {"authenticator": check, "auth_required": True, "auth_require_tls": False}
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **options)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()

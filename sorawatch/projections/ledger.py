@@ -235,6 +235,7 @@ def _apply_retried(redis: Redis, keys: Keys, event: Event) -> None:
 # -- writes -------------------------------------------------------------------------
 
 # The job functions by dotted path: `sorawatch` never imports `workers`.
+RETRY_BATCH = 250  # recipients per requeued job, like a fan-out batch
 DELIVERY_FUNCS = {
     "email": "workers.email.deliver_email",
     "webhook": "workers.webhook.deliver_webhooks",
@@ -260,12 +261,12 @@ def retry_dead_letters(
         groups.setdefault((letter["alert_id"], letter["channel"]), []).append(letter["recipient"])
     now = utcnow()
     for (alert_id, channel), recipients in sorted(groups.items()):
-        data = {"alert_id": alert_id, "channel": channel, "recipients": sorted(recipients)}
-        event = Event.new(
-            "delivery.retried", data, alert_id, channel, sorted(recipients), now, at=now
-        )
-        job = Job(channel, DELIVERY_FUNCS[channel], (alert_id, sorted(recipients), 0, event.id),
-                  job_id(channel, "retry", event.id))  # fmt: skip
-        log.append(event, [job])
-        apply(redis, keys, event)
+        for start in range(0, len(recipients), RETRY_BATCH):
+            chunk = sorted(recipients)[start : start + RETRY_BATCH]
+            data = {"alert_id": alert_id, "channel": channel, "recipients": chunk}
+            event = Event.new("delivery.retried", data, alert_id, channel, chunk, now, at=now)
+            job = Job(channel, DELIVERY_FUNCS[channel], (alert_id, chunk, 0, event.id),
+                      job_id(channel, "retry", event.id))  # fmt: skip
+            log.append(event, [job])
+            apply(redis, keys, event)
     return letters

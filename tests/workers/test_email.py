@@ -287,3 +287,24 @@ def test_smtp_pool_reuses_connections(smtp: SmtpServer, settings: Settings) -> N
     assert asyncio.run(go()) == [True] * 6
     assert len(smtp.messages) == 6
     assert len(mailer._all) <= 2  # type: ignore[attr-defined]
+
+
+# Plain-text AUTH is what a test server on 127.0.0.1 can offer; aiosmtpd warns about it.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_auth_from_settings(redis: Redis, settings: Settings, log: EventLog) -> None:
+    with SmtpServer(auth=("alerts", "s3cret")) as server:
+        good = with_smtp(settings, server.port, username="alerts", password="s3cret")
+        setup_runtime(good, redis)
+        subscribe(log, "en@example.test", "en")
+        subscribe(log, "two@example.test", "en")
+        raise_alert(log)
+        bad = with_smtp(settings, server.port, username="alerts", password="wrong")
+        setup_runtime(bad, redis)
+        result = email_jobs.deliver_email("al_test1", ["two@example.test"], 0)
+        assert result["sent"] == 0
+        [failed] = events_of(log, "delivery.failed")
+        assert "SMTP setup" in failed.data["results"][0]["error"]
+        assert "s3cret" not in failed.to_json()
+        setup_runtime(good, redis)
+        assert email_jobs.deliver_email("al_test1", ["en@example.test"], 0)["sent"] == 1
+        assert [m.recipients for m in server.messages] == [["en@example.test"]]
