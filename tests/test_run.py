@@ -290,11 +290,27 @@ class Run:
             time.sleep(0.1)
         return code, {p for p in tree if alive(p)}
 
+    def child(self, command: str) -> int | None:
+        """The pid of the direct child running ``sorawatch ... COMMAND``, if any."""
+        for pid in descendants(self.proc.pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                # redis-server rewrites its title (argv) but not its comm.
+                names = {
+                    Path(f"/proc/{pid}/comm").read_text().strip(),
+                    *map(bytes.decode, argv[-3:]),
+                }
+                if int(stat[1]) == self.proc.pid and command in names:
+                    return pid
+        return None
+
     def kill(self) -> None:
         for pid in [*descendants(self.proc.pid), self.proc.pid]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.proc.wait(10)
+        self.out.close()
 
 
 def cli(config: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -367,6 +383,24 @@ interval = 10
         assert "Sora" in alerts[0].read_text("utf-8", "replace")
         count = log.count()
         redis.close()
+
+        # A crashed child is restarted, and the crash is logged.
+        web = first.child("web")
+        os.kill(web, signal.SIGKILL)
+        wait_for("the web restarted", lambda: first.child("web") not in (None, web), 60)
+        wait_for("the status page after the crash", lambda: first.page() == 200, timeout=60)
+        assert f"web (pid {web}) exited with signal SIGKILL" in first.text()
+
+        # So is the embedded Redis, on the same port and data (the AOF is fsynced every second,
+        # and everything counted above was written well before).
+        server = first.child("redis-server")
+        assert server is not None
+        os.kill(server, signal.SIGKILL)
+        wait_for("Redis restarted", lambda: first.child("redis-server") not in (None, server), 60)
+        redis = Redis.from_url(url)
+        assert EventLog(redis, keys).count() >= count
+        redis.close()
+        assert "embedded Redis exited with code -9; restarting it" in first.text()
     except BaseException:
         first.kill()
         print(first.text()[-5000:])
