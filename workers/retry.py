@@ -70,6 +70,8 @@ def enqueue_delivery(
     if delay <= 0:
         q.enqueue_call(func, args=args, kwargs=kwargs or {}, **options)
     else:
+        # enqueue_in passes unknown keywords to the job: its timeout option is `job_timeout`.
+        options["job_timeout"] = options.pop("timeout")
         q.enqueue_in(timedelta(seconds=delay), func, *args, **(kwargs or {}), **options)
 
 
