@@ -128,14 +128,19 @@ class Supervisor:
                 child.restarts += 1
                 self._spawn(child)
 
-    def run(self, should_stop: Callable[[], bool], tick: float = 0.2) -> None:
-        """Poll until ``should_stop()`` says so (a signal handler sets it), then stop all."""
-        try:
-            while not should_stop():
-                self.poll()
-                time.sleep(tick)
-        finally:
-            self.stop()
+    def run(
+        self,
+        should_stop: Callable[[], bool],
+        *,
+        on_tick: Callable[[], None] | None = None,
+        tick: float = 0.2,
+    ) -> None:
+        """Poll (and call ``on_tick``) until ``should_stop()`` says so; the caller then stops."""
+        while not should_stop():
+            self.poll()
+            if on_tick is not None and not should_stop():
+                on_tick()
+            time.sleep(tick)
 
     def stop(self) -> None:
         """SIGTERM every child's process group, wait up to ``stop_timeout``, SIGKILL the rest."""

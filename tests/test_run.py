@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -488,3 +489,21 @@ def test_children_get_the_redis_url_data_folder_and_log_format(tmp_path: Path) -
         assert "--log-json" in spec.argv
         assert spec.argv[spec.argv.index("--config") + 1] == str(config.resolve())
     assert [s.argv[-1] for s in specs] == ["watch", "work", "work", "web"]
+
+
+def test_run_refuses_a_busy_web_port_before_starting_anything(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [PY, "-m", "sorawatch.cli", "run", "--data", str(tmp_path)],
+            env=clean_env(SORAWATCH_WEB_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"sorawatch: cannot serve the status page on 127.0.0.1:{port}: " in result.stderr
+    assert "SORAWATCH_WEB_PORT" in result.stderr
+    assert not (tmp_path / URL_FILE).exists(), "nothing was started"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -112,6 +114,7 @@ def run_command(ctx: Context, data_dir: str | None, workers: int) -> None:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
 
+    _check_web_port(settings)
     redis: EmbeddedRedis | None = None
     if settings.redis.url is None:
         try:
@@ -128,23 +131,16 @@ def run_command(ctx: Context, data_dir: str | None, workers: int) -> None:
     previous = {sig: signal.signal(sig, stop.set) for sig in _STOP_SIGNALS}
     supervisor = Supervisor(
         child_specs(ctx, settings, redis_url, workers=workers),
-        base_env=_environment(),
+        base_env=dict(os.environ),  # children read their settings from it, as we did
         backoff=Backoff(),
     )
+    keeper = _RedisKeeper(redis, Backoff()) if redis is not None else None
     try:
         click.echo(banner(settings, redis_url, embedded=redis is not None))
         sys.stdout.flush()
         supervisor.start()
-        while not stop.requested:
-            supervisor.poll()
-            if redis is not None and not redis.alive() and not stop.requested:
-                log.error("embedded Redis exited with code %s; restarting it", redis.exit_code())
-                try:
-                    redis.restart()
-                except EmbeddedRedisError as exc:
-                    log.error("%s", exc)
-            time.sleep(0.2)
-        log.info("stopping (%s)", stop.reason)
+        supervisor.run(lambda: stop.requested, on_tick=keeper.check if keeper else None)
+        log.info("stopping (%s)", stop.reason or "supervisor ended")
     finally:
         supervisor.stop()
         if redis is not None:
@@ -169,11 +165,44 @@ class _StopFlag:
         self.reason = signal.Signals(signum).name
 
 
-def _environment() -> dict[str, str]:
-    """The environment the children start from: ours (they read their settings from it)."""
-    import os
+class _RedisKeeper:
+    """Restarts the embedded Redis (same port, same data) if it dies, with backoff."""
 
-    return dict(os.environ)
+    def __init__(self, redis: EmbeddedRedis, backoff: Backoff) -> None:
+        self.redis = redis
+        self.backoff = backoff
+        self.failures = 0
+        self.due = 0.0
+
+    def check(self) -> None:
+        if self.redis.alive() or time.monotonic() < self.due:
+            return
+        log.error("embedded Redis exited with code %s; restarting it", self.redis.exit_code())
+        try:
+            self.redis.restart()
+            self.failures = 0
+        except EmbeddedRedisError as exc:
+            self.failures += 1
+            delay = self.backoff.delay(self.failures)
+            self.due = time.monotonic() + delay
+            log.error("%s; trying again in %.0f s", exc, delay)
+
+
+def _check_web_port(settings: Settings) -> None:
+    """Fail early, in plain words, when another program holds the web port."""
+    host, port = settings.web.host, settings.web.port
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            fail(
+                f"cannot serve the status page on {host}:{port}: {exc.strerror or exc} "
+                "(another program uses it? set [web] port or SORAWATCH_WEB_PORT)"
+            )
 
 
 COMMANDS = [run_command]
