@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,7 @@ def classify_command(lexicon: Path | None) -> None:
         classifier = Classifier(load_lexicon(lexicon)) if lexicon else default_classifier()
     except LexiconError as exc:
         raise click.ClickException(str(exc)) from None
-    # Undecodable bytes become U+FFFD: the line is still answered, not the run aborted.
-    for number, line in enumerate(click.get_text_stream("stdin", errors="replace"), start=1):
+    for number, line in enumerate(_lines(), start=1):
         if not line.strip():
             continue
         try:
@@ -45,6 +46,16 @@ def classify_command(lexicon: Path | None) -> None:
             result = classifier.classify(title, summary, lang).to_dict()
         # click.echo flushes, so a caller feeding lines one by one reads each answer at once.
         click.echo(json.dumps(result, ensure_ascii=False))
+
+
+def _lines() -> Iterator[str]:
+    """Lines of stdin; undecodable bytes become U+FFFD, so a bad line is answered, not fatal."""
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text-only stdin (some embedders): take it as it is
+        yield from sys.stdin
+        return
+    for chunk in raw:
+        yield chunk.decode("utf-8", errors="replace")
 
 
 def parse_line(line: str) -> tuple[str, str, str | None]:
