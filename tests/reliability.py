@@ -15,6 +15,7 @@ from typing import Any
 class Figures:
     faults: list[dict[str, Any]] = field(default_factory=list)
     hostile: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # measured figures, one line each
 
     def fault(
         self,
@@ -35,6 +36,11 @@ class Figures:
     def hostile_cases(self, name: str, cases: int) -> None:
         self.hostile[name] = self.hostile.get(name, 0) + cases
 
+    def note(self, line: str) -> None:
+        """A measured figure printed under the table (e.g. how long mail took beside a
+        slow endpoint)."""
+        self.notes.append(line)
+
     def table(self) -> list[str]:
         lines: list[str] = []
         if self.faults:
@@ -52,6 +58,8 @@ class Figures:
                 lines.append("")
             lines += ["| hostile input | cases tried |", "|---|---:|"]
             lines += [f"| {name} | {n} |" for name, n in sorted(self.hostile.items())]
+        if self.notes:
+            lines += ["", *(f"- {n}" for n in self.notes)]
         return lines
 
 
