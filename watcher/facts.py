@@ -57,10 +57,14 @@ def _judge(lex: Lexicon, cue: StatusCue, prep: Prepared, start: int, end: int) -
     if lex.concessive.search(context):
         return None
     outcome = "keep"
-    if cue.negated != "keep" and lex.negation.search(context):
+    if cue.negated != "keep" and (
+        lex.negation.search(context) or (cue.negators and cue.negators.search(context))
+    ):
         outcome = cue.negated
     elif lex.hedge.search(context) or _asks(lex, prep, start):
         outcome = cue.hedged
+    elif lex.reported.search(context):
+        outcome = cue.reported
     elif lex.future.search(context) or lex.future_after.search(
         text, end, _clause_end(lex, text, end)
     ):

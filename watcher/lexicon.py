@@ -41,8 +41,10 @@ class StatusCue:
     pattern: Patterns
     negated: str
     hedged: str
+    reported: str
     future: str
     suppress: Patterns
+    negators: re.Pattern[str] | None  # negation words for this status only
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class Lexicon:
     near: int
     negation: re.Pattern[str]
     hedge: re.Pattern[str]
+    reported: re.Pattern[str]
     future: re.Pattern[str]
     future_after: re.Pattern[str]
     questions: re.Pattern[str]
@@ -115,7 +118,8 @@ def load_lexicon(path: Path | str | None = None) -> Lexicon:
 
 _TOP = {"version", "product", "names", "context", "exclusions", "competitors", "status"}
 _TOP |= {"places", "pricing", "partnership"}
-_MODIFIERS = ("negation", "hedge", "future", "future_after", "questions", "background")
+_MODIFIERS = ("negation", "hedge", "reported", "future", "future_after", "questions")
+_MODIFIERS += ("background",)
 _MODIFIERS += ("concessive", "clause_breaks")
 
 
@@ -215,6 +219,7 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
         near=int(r.number(status, "near", "status", 3, minimum=1)),
         negation=mods["negation"],
         hedge=mods["hedge"],
+        reported=mods["reported"],
         future=mods["future"],
         future_after=mods["future_after"],
         questions=mods["questions"],
@@ -241,9 +246,16 @@ def _cues(r: Reader, table: dict[str, Any], order: list[str]) -> tuple[StatusCue
             raise r.fail(where, "status has cues but is missing from status.order")
         if not isinstance(spec, dict):
             raise r.fail(where, f"expected a table, got {type(spec).__name__}")
-        r.keys(spec, {"patterns", "negated", "hedged", "future", "suppress"}, where)
+        allowed = {"patterns", "negated", "hedged", "reported", "future", "suppress", "negators"}
+        r.keys(spec, allowed, where)
         outcomes = {}
-        for key, default in (("negated", "drop"), ("hedged", "keep"), ("future", "keep")):
+        defaults = (
+            ("negated", "drop"),
+            ("hedged", "keep"),
+            ("reported", "keep"),
+            ("future", "keep"),
+        )
+        for key, default in defaults:
             value = r.string(spec, key, where, default=default)
             if value not in _OUTCOMES:
                 raise r.fail(
@@ -253,7 +265,8 @@ def _cues(r: Reader, table: dict[str, Any], order: list[str]) -> tuple[StatusCue
             outcomes[key] = value
         pattern = r.patterns(spec, "patterns", where)
         suppress = r.patterns(spec, "suppress", where, required=False)
-        cues.append(StatusCue(status, pattern, suppress=suppress, **outcomes))
+        negators = r.union(spec, "negators", where) if "negators" in spec else None
+        cues.append(StatusCue(status, pattern, suppress=suppress, negators=negators, **outcomes))
     return tuple(cues)
 
 

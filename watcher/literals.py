@@ -10,7 +10,7 @@ when one of them occurs in the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from re import _constants as sre  # the parsed form of a pattern is the only reliable source
 from re import _parser as sre_parse
@@ -98,15 +98,17 @@ _MAX_LEAD = 12
 class Anchor:
     """Where matches can start: a few characters before one of ``strings`` (or ``chars``)."""
 
-    strings: tuple[str, ...]
+    strings: frozenset[str]
     chars: re.Pattern[str] | None
     lead: tuple[int, int]  # (min, max) characters between a match's start and the anchor
+    word_start: bool = False  # the pattern opens with \b or (?<!\w): a match starts a word
 
-    def starts(self, text: str, pos: int, end: int) -> list[int]:
+    def starts(self, text: str, pos: int, end: int, strings: Iterable[str]) -> list[int]:
+        """Where a match may start, given which of ``strings`` occur in the text."""
         lo, hi = self.lead
         found: set[int] = set()
         hits: list[int] = []
-        for string in self.strings:
+        for string in strings:
             at = text.find(string, pos, end)
             while at >= 0:
                 hits.append(at)
@@ -115,7 +117,23 @@ class Anchor:
             hits.extend(m.start() for m in self.chars.finditer(text, pos, end))
         for at in hits:
             found.update(range(max(pos, at - hi), at - lo + 1))
+        if self.word_start:
+            found = {s for s in found if s == 0 or not _is_word(text[s - 1])}
         return sorted(found)
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _opens_a_word(op: Any, av: Any) -> bool:
+    r"""``\b`` or ``(?<!\w)``: whatever follows starts after a non-word character."""
+    if op is sre.AT:
+        return av is sre.AT_BOUNDARY
+    if op is sre.ASSERT_NOT and av[0] == -1:  # a negative lookbehind
+        inner = list(av[1])
+        return inner == [(sre.IN, [(sre.CATEGORY, sre.CATEGORY_WORD)])]
+    return False
 
 
 def anchor_of(source: str) -> Anchor | None:
@@ -125,6 +143,7 @@ def anchor_of(source: str) -> Anchor | None:
     except re.error:
         return None
     items = list(parsed)
+    word_start = bool(items) and _opens_a_word(*items[0])
     lo = hi = 0
     for i, (op, av) in enumerate(items):
         if op in _ZERO_WIDTH:
@@ -132,12 +151,12 @@ def anchor_of(source: str) -> Anchor | None:
         heads = _prefixes(items[i:])
         if heads and min(map(len, heads)) >= 2:
             # A string with a shorter one as its start adds nothing to the search.
-            kept = tuple(h for h in heads if not any(o != h and h.startswith(o) for o in heads))
-            return Anchor(kept, None, (lo, hi))
+            kept = frozenset(h for h in heads if not any(o != h and h.startswith(o) for o in heads))
+            return Anchor(kept, None, (lo, hi), word_start)
         if op is sre.IN:
             chars = _char_class(av)
             if chars is not None:
-                return Anchor((), chars, (lo, hi))
+                return Anchor(frozenset(), chars, (lo, hi), word_start)
         low, high = sre_parse.SubPattern(parsed.state, [(op, av)]).getwidth()
         lo, hi = lo + low, hi + high
         if hi > _MAX_LEAD:
@@ -169,17 +188,22 @@ class Checked:
     def of(cls, source: str) -> Checked:
         return cls(re.compile(source), required_literals(source), anchor_of(source))
 
-    def matches(self, text: str, pos: int = 0, end: int | None = None) -> Iterator[re.Match[str]]:
-        """Matches in ``text[pos:end]``: tried only where the anchor allows, else scanned."""
-        stop = len(text) if end is None else end
+    def matches(
+        self, text: str, pos: int, end: int, present: frozenset[str]
+    ) -> Iterator[re.Match[str]]:
+        """Matches in ``text[pos:end]``: tried only where the anchor allows, else scanned.
+
+        ``present`` holds the registered strings that occur in ``text``.
+        """
         if self.anchor is None:
-            yield from self.pattern.finditer(text, pos, stop)
+            yield from self.pattern.finditer(text, pos, end)
             return
         last_end = -1
-        for start in self.anchor.starts(text, pos, stop):
+        strings = self.anchor.strings & present
+        for start in self.anchor.starts(text, pos, end, strings):
             if start < last_end:
                 continue  # inside the previous match, as finditer would skip it
-            m = self.pattern.match(text, start, stop)
+            m = self.pattern.match(text, start, end)
             if m is not None:
                 last_end = max(m.end(), start + 1)
                 yield m
@@ -254,39 +278,43 @@ class Patterns:
             raise RuntimeError("patterns must be built before their scanner is frozen")
         self.items = tuple(Checked.of(s) for s in sources)
         self._scanner = scanner
-        for item in self.items:
+        for item in self.items:  # the scanner reports these for every text
             if item.literals is not None:
                 scanner.words.update(item.literals)
+            if item.anchor is not None:
+                scanner.words.update(item.anchor.strings)
         # The patterns that may match the last text seen: an item is searched sentence
         # by sentence and this need not be worked out again each time. One tuple,
         # replaced whole, so threads sharing a classifier never see half an update.
-        self._last: tuple[str, tuple[Checked, ...]] = ("", ())
+        self._last: tuple[str, tuple[Checked, ...], frozenset[str]] = ("", (), frozenset())
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
-    def _open(self, text: str) -> tuple[Checked, ...]:
+    def _open(self, text: str) -> tuple[tuple[Checked, ...], frozenset[str]]:
         last = self._last
         if last[0] is text:
-            return last[1]
+            return last[1], last[2]
         present = self._scanner.present(text)
         found = tuple(
             item
             for item in self.items
             if item.literals is None or not item.literals.isdisjoint(present)
         )
-        self._last = (text, found)
-        return found
+        self._last = (text, found, present)
+        return found, present
 
     def search(self, text: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
         """The first hit of any pattern in ``text[pos:endpos]`` (by pattern order), or None."""
         end = len(text) if endpos is None else endpos
-        for item in self._open(text):
-            for found in item.matches(text, pos, end):
+        items, present = self._open(text)
+        for item in items:
+            for found in item.matches(text, pos, end, present):
                 return found
         return None
 
     def finditer(self, text: str) -> Iterator[re.Match[str]]:
         """Every hit of every pattern (pattern by pattern, each left to right)."""
-        for item in self._open(text):
-            yield from item.matches(text)
+        items, present = self._open(text)
+        for item in items:
+            yield from item.matches(text, 0, len(text), present)
