@@ -13,6 +13,7 @@ are refused, so the per-recipient errors it returns are inspected too.
 from __future__ import annotations
 
 import asyncio
+import logging
 from email.message import EmailMessage
 from email.utils import parseaddr
 
@@ -20,6 +21,8 @@ import aiosmtplib
 
 from sorawatch.settings import SmtpSettings
 from workers.mail.base import SendResult, recipient_of
+
+log = logging.getLogger("sorawatch.mail")
 
 
 def _classify(recipient: str, code: int, text: str) -> SendResult:
@@ -115,6 +118,13 @@ class SmtpMailer:
             await self._discard(client)
             client = None
             raise
+        except Exception as exc:
+            # Whatever else a strange server makes aiosmtplib raise (a garbled reply):
+            # this one message failed for now, the batch goes on, the retry may succeed.
+            log.warning("SMTP send to %s failed: %r", recipient, exc)
+            await self._discard(client)
+            client = None
+            return SendResult(recipient, False, error=f"{type(exc).__name__}: {exc}")
         finally:
             if client is not None:
                 self._release(client)
