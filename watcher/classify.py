@@ -101,14 +101,27 @@ class Classifier:
     @staticmethod
     def _salient(prep: Prepared, names: list[Mention]) -> bool:
         """Not an item about a competitor that names the product on the side."""
-        rivals = [m.start for m in prep.mentions if m.kind == "competitor"]
+        rivals = [m for m in prep.mentions if m.kind == "competitor"]
         if not rivals:
             return True
         if any(n.start < prep.title_end for n in names):
             return True
-        if any(start < prep.title_end for start in rivals):
+        if any(r.start < prep.title_end for r in rivals):
             return False
-        return len(names) >= len(rivals)
+        # A title that names neither: the summary decides, and a titled item whose
+        # summary names rivals as often as the product is about the rivals.
+        ours, theirs = _spans(names), _spans(rivals)
+        return ours > theirs or (prep.title_end == 0 and ours == theirs)
+
+
+def _spans(mentions: list[Mention]) -> int:
+    """How many places the mentions cover ("OpenAI's Sora app" is one, not three)."""
+    count, end = 0, -1
+    for m in sorted(mentions, key=lambda m: m.start):
+        if m.start >= end:
+            count += 1
+        end = max(end, m.end)
+    return count
 
 
 @lru_cache(maxsize=1)

@@ -157,9 +157,12 @@ def _plan(prep: Prepared, clause: tuple[int, int], start: int, end: int) -> str 
     plans = prep.of_kind("plan", (max(clause[0], start - 80), min(clause[1], end + 50)))
     before = [p for p in plans if p.end <= start]
     after = [p for p in plans if p.start >= end]
-    if before and (not after or start - before[-1].end <= after[0].start - end):
-        return before[-1].label
-    return after[0].label if after else None
+    # Of phrases ending at the same place ("sora-2" inside "sora-2-pro") the longest counts.
+    near = max(before, key=lambda p: (p.end, p.end - p.start), default=None)
+    far = min(after, key=lambda p: (p.start, p.start - p.end), default=None)
+    if near is not None and (far is None or start - near.end <= far.start - end):
+        return near.label
+    return far.label if far is not None else None
 
 
 def _clause_end(lex: Lexicon, text: str, end: int) -> int:
