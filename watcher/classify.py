@@ -19,6 +19,12 @@ __all__ = ["TOPICS", "Classification", "Classifier", "default_classifier", "load
 
 TOPICS: tuple[str, ...] = ("status", "pricing", "partnership")
 
+# News items are a headline and a few sentences (the watcher keeps 500 and 4,000
+# characters); past these only the beginning is read, so a whole article pasted into
+# the CLI costs milliseconds, not seconds.
+MAX_TITLE = 1_000
+MAX_SUMMARY = 8_000
+
 
 @dataclass(frozen=True, slots=True)
 class Classification:
@@ -53,7 +59,9 @@ class Classifier:
         the verdict. Never raises on odd text.
         """
         del lang  # one rule set for both scripts: see the docstring
-        prep = Prepared.of(self.lexicon.phrases, title or "", summary or "")
+        prep = Prepared.of(
+            self.lexicon.phrases, (title or "")[:MAX_TITLE], (summary or "")[:MAX_SUMMARY]
+        )
         if not self.is_relevant(prep):
             return _NOT_RELEVANT
         lex = self.lexicon
@@ -83,7 +91,7 @@ class Classifier:
                 return False
         kinds = {m.kind for m in prep.mentions}
         anchored = "anchor" in kinds
-        if not anchored and "domain" in kinds:
+        if "domain" in kinds and not (anchored or "version" in kinds):
             return False  # Kingdom Hearts, a bitcoin fund: another Sora's world
         tiers = {"strong" if n.kind == "version" else n.label for n in names}
         if tiers == {"weak"} and not anchored:

@@ -118,9 +118,8 @@ def load_lexicon(path: Path | str | None = None) -> Lexicon:
 
 _TOP = {"version", "product", "names", "context", "exclusions", "competitors", "status"}
 _TOP |= {"places", "pricing", "partnership"}
-_MODIFIERS = ("negation", "hedge", "reported", "future", "future_after", "questions")
-_MODIFIERS += ("background",)
-_MODIFIERS += ("concessive", "clause_breaks")
+_MODIFIERS: tuple[str, ...] = ("negation", "hedge", "reported", "future", "future_after")
+_MODIFIERS += ("questions", "background", "concessive", "clause_breaks")
 
 
 def _phrases(r: Reader, data: dict[str, Any]) -> PhraseIndex:

@@ -9,12 +9,17 @@ when one of them occurs in the text.
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from re import _constants as sre  # the parsed form of a pattern is the only reliable source
-from re import _parser as sre_parse
 from typing import Any
+
+# The parsed form of a pattern is the only reliable source of its literals. These
+# modules are private (and untyped) but stable; the public aliases sre_parse and
+# sre_constants warn on import since Python 3.11.
+sre: Any = importlib.import_module("re._constants")
+sre_parse: Any = importlib.import_module("re._parser")
 
 # Fewer characters than this would be found in nearly every text: not worth checking.
 _MIN_LITERAL = 3

@@ -11,6 +11,7 @@ both texts.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from sorawatch.arabic import has_arabic, normalize_arabic, normalize_for_matching, strip_prefixes
@@ -31,6 +32,7 @@ _MARK_ORDER = tuple(_MARKS)
 _TOKEN = re.compile(r"\w+")
 _RUN = re.compile(r"[^\W_]+|[^\w\s]+|_+")
 _TITLE_JOIN = " . "
+_AFTER = 1 << 62  # sorts after any end offset, for bisecting (start, end) pairs
 # A sentence ends at these when a space or the end follows ("$0.10" stays whole).
 _SENTENCE_END = re.compile(r"[.!?؟;؛]+(?=\s|$)")
 
@@ -163,10 +165,11 @@ class Prepared:
         return [m for m in self.mentions if m.kind == kind and lo <= m.start < hi]
 
     def sentence_at(self, pos: int) -> tuple[int, int]:
-        for start, end in self.sentences:
-            if start <= pos < end:
-                return start, end
-        return self.sentences[-1] if self.sentences else (0, len(self.text))
+        """The sentence holding ``pos`` (the last one past the end)."""
+        if not self.sentences:
+            return 0, len(self.text)
+        at = bisect_right(self.sentences, (pos, _AFTER)) - 1
+        return self.sentences[max(at, 0)]
 
 
 def _masked(m: Mention, masks: list[Mention]) -> bool:

@@ -611,3 +611,19 @@ def test_cli_with_a_broken_lexicon_fails_with_its_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(classify_command, ["--lexicon", str(path)], input="{}\n")
     assert result.exit_code != 0
     assert "context.min_weak" in result.output
+
+
+def test_cli_answers_undecodable_bytes_and_keeps_going() -> None:
+    good = json.dumps({"title": "OpenAI launches Sora 2", "lang": "en"}).encode()
+    result = CliRunner().invoke(classify_command, input=b"\xff\xfe{\n" + good + b"\n")
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.output.splitlines())
+    assert first["error"].startswith("line 1: not JSON")
+    assert second["relevant"] is True
+
+
+def test_a_whole_article_is_read_from_its_beginning() -> None:
+    article = "OpenAI launches Sora 2 in Europe. " + "Filler words about video. " * 5000
+    got = classify("OpenAI launches Sora 2", article)
+    assert got["relevant"]
+    assert got["facts"]["status"] in {"new_version", "expanded"}
