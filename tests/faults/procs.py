@@ -81,6 +81,12 @@ class Proc:
         self._log.close()
         return code
 
+    def wait(self, timeout: float) -> int:
+        """Wait for the command to end by itself; returns its exit code."""
+        code = self.popen.wait(timeout)
+        self._log.close()
+        return code
+
     def output(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
