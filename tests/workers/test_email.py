@@ -308,3 +308,38 @@ def test_smtp_auth_from_settings(redis: Redis, settings: Settings, log: EventLog
         setup_runtime(good, redis)
         assert email_jobs.deliver_email("al_test1", ["en@example.test"], 0)["sent"] == 1
         assert [m.recipients for m in server.messages] == [["en@example.test"]]
+
+
+def test_a_delayed_retry_is_scheduled_and_runs(
+    smtp: SmtpServer, redis: Redis, settings: Settings, log: EventLog
+) -> None:
+    import dataclasses
+
+    from rq.job import Job as RqJob
+    from rq.registry import ScheduledJobRegistry
+    from rq.serializers import JSONSerializer
+
+    from sorawatch.events import queue
+
+    settings = with_smtp(settings, smtp.port)
+    settings = dataclasses.replace(
+        settings, workers=dataclasses.replace(settings.workers, retry_schedule=[0, 300])
+    )
+    setup_runtime(settings, redis)
+    subscribe(log, "en@example.test", "en")
+    raise_alert(log)
+    smtp.fail_next(1, 450)
+    assert email_jobs.deliver_email("al_test1", ["en@example.test"], 0)["retry"] == 1
+    [failed] = events_of(log, "delivery.failed")
+    assert failed.data["results"][0]["retry_at"] > failed.at
+    q = queue("email", redis)
+    [jid] = ScheduledJobRegistry(queue=q).get_job_ids()
+    job = RqJob.fetch(jid, connection=redis, serializer=JSONSerializer)
+    assert job.args == ["al_test1", ["en@example.test"], 1]
+    assert job.kwargs == {}
+    assert (job.timeout or 0) >= settings.smtp.deadline
+    q.enqueue_job(job)  # as the scheduler does when its time comes (not waiting 300 s here)
+    run_jobs(redis)
+    assert failed_jobs(redis) == []
+    assert len(smtp.to("en@example.test")) == 1
+    assert ledger.status(redis, log.keys, "al_test1", "email", "en@example.test") == "sent"
