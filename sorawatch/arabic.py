@@ -117,8 +117,8 @@ def normalize_arabic(text: str) -> str:
     ASCII, invisible marks dropped, curly quotes and dashes → ASCII. The result may be
     shorter than the input.
     """
-    if not text:
-        return ""
+    if not text or text.isascii():
+        return text  # nothing to fold: every folded character is outside ASCII
     text = unicodedata.normalize("NFKC", text)
     text = text.translate(_FOLD)
     return _DIACRITICS.sub("", text)

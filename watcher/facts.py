@@ -184,6 +184,11 @@ def extract_pricing(lex: Lexicon, prep: Prepared) -> tuple[bool, list[dict[str, 
                 topic = True
                 break
     unique = list({tuple(e.values()): e for e in entries}.values())
+    # The same price said twice, once with its plan: keep the one that names the plan.
+    planned = {(e["amount"], e["currency"], e["period"]) for e in unique if e["plan"]}
+    unique = [
+        e for e in unique if e["plan"] or (e["amount"], e["currency"], e["period"]) not in planned
+    ]
     return topic, unique
 
 

@@ -107,6 +107,7 @@ class Anchor:
     chars: re.Pattern[str] | None
     lead: tuple[int, int]  # (min, max) characters between a match's start and the anchor
     word_start: bool = False  # the pattern opens with \b or (?<!\w): a match starts a word
+    short: frozenset[str] = frozenset()  # strings too short for the scanner: always sought
 
     def starts(self, text: str, pos: int, end: int, strings: Iterable[str]) -> list[int]:
         """Where a match may start, given which of ``strings`` occur in the text."""
@@ -157,7 +158,8 @@ def anchor_of(source: str) -> Anchor | None:
         if heads and min(map(len, heads)) >= 2:
             # A string with a shorter one as its start adds nothing to the search.
             kept = frozenset(h for h in heads if not any(o != h and h.startswith(o) for o in heads))
-            return Anchor(kept, None, (lo, hi), word_start)
+            short = frozenset(h for h in kept if len(h) < _MIN_LITERAL)
+            return Anchor(kept, None, (lo, hi), word_start, short)
         if op is sre.IN:
             chars = _char_class(av)
             if chars is not None:
@@ -204,7 +206,8 @@ class Checked:
             yield from self.pattern.finditer(text, pos, end)
             return
         last_end = -1
-        strings = self.anchor.strings & present
+        # Short anchors are too common to scan for in every text: looked up here instead.
+        strings = (self.anchor.strings & present) | self.anchor.short
         for start in self.anchor.starts(text, pos, end, strings):
             if start < last_end:
                 continue  # inside the previous match, as finditer would skip it
@@ -287,7 +290,7 @@ class Patterns:
             if item.literals is not None:
                 scanner.words.update(item.literals)
             if item.anchor is not None:
-                scanner.words.update(item.anchor.strings)
+                scanner.words.update(item.anchor.strings - item.anchor.short)
         # The patterns that may match the last text seen: an item is searched sentence
         # by sentence and this need not be worked out again each time. One tuple,
         # replaced whole, so threads sharing a classifier never see half an update.

@@ -139,7 +139,7 @@ class Prepared:
     text: str
     plain: str
     title_end: int
-    kept_summary: str
+    summary: str  # as given: partner names are told by their capitals
     mentions: list[Mention]
     sentences: list[tuple[int, int]]
     off_topic: dict[int, bool] = field(default_factory=dict)  # by sentence start
@@ -154,8 +154,12 @@ class Prepared:
         if masks:  # another Sora ("Sora Ventures"): its name is not ours
             mentions = [m for m in mentions if not _masked(m, masks)]
         text = _mark(plain, mentions)
-        kept = " ".join(normalize_arabic(summary).split())
-        return cls(text, plain, len(title_n), kept, mentions, _sentences(text))
+        return cls(text, plain, len(title_n), summary, mentions, _sentences(text))
+
+    @property
+    def kept_summary(self) -> str:
+        """The summary normalised with its case kept (only partner names need it)."""
+        return " ".join(normalize_arabic(self.summary).split())
 
     def of_kind(self, kind: str, span: tuple[int, int] | None = None) -> list[Mention]:
         """Mentions of one kind, optionally only those starting inside ``span``."""
