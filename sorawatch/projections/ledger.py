@@ -243,16 +243,23 @@ DELIVERY_FUNCS = {
 
 
 def retry_dead_letters(
-    log: EventLog, letter_ids: Iterable[str] | None = None
+    log: EventLog,
+    letter_ids: Iterable[str] | None = None,
+    *,
+    alert_id: str | None = None,
+    channel: str | None = None,
+    batch_size: int = RETRY_BATCH,
 ) -> list[dict[str, Any]]:
-    """Requeue abandoned deliveries by hand (all of them when ``letter_ids`` is None).
+    """Requeue abandoned deliveries by hand: the given ``letter_ids``, else all of them
+    (of one alert and/or channel when given).
 
-    One ``delivery.retried`` event per (alert, channel), appended together with a
+    One ``delivery.retried`` event per (alert, channel) batch, appended together with a
     fresh batch job at attempt 0 (its ``tag`` is the event id, so its outcomes are a
-    new batch). Unknown ids are ignored. Returns the letters requeued.
+    new batch), then applied so the letters leave the dead-letter list at once.
+    Unknown ids are ignored. Returns the letters requeued.
     """
     redis, keys = log.redis, log.keys
-    letters = dead_letters(redis, keys)
+    letters = dead_letters(redis, keys, alert_id=alert_id, channel=channel)
     if letter_ids is not None:
         wanted = set(letter_ids)
         letters = [d for d in letters if d["id"] in wanted]
@@ -260,13 +267,14 @@ def retry_dead_letters(
     for letter in letters:
         groups.setdefault((letter["alert_id"], letter["channel"]), []).append(letter["recipient"])
     now = utcnow()
-    for (alert_id, channel), recipients in sorted(groups.items()):
-        for start in range(0, len(recipients), RETRY_BATCH):
-            chunk = sorted(recipients)[start : start + RETRY_BATCH]
-            data = {"alert_id": alert_id, "channel": channel, "recipients": chunk}
-            event = Event.new("delivery.retried", data, alert_id, channel, chunk, now, at=now)
-            job = Job(channel, DELIVERY_FUNCS[channel], (alert_id, chunk, 0, event.id),
-                      job_id(channel, "retry", event.id))  # fmt: skip
-            log.append(event, [job])
-            apply(redis, keys, event)
+    for (alert, chan), recipients in sorted(groups.items()):
+        ordered = sorted(recipients)
+        for start in range(0, len(ordered), batch_size):
+            chunk = ordered[start : start + batch_size]
+            data = {"alert_id": alert, "channel": chan, "recipients": chunk}
+            event = Event.new("delivery.retried", data, alert, chan, chunk, now, at=now)
+            job = Job(chan, DELIVERY_FUNCS[chan], (alert, chunk, 0, event.id),
+                      job_id(chan, "retry", event.id))  # fmt: skip
+            if log.append(event, [job]).new:
+                apply(redis, keys, event)
     return letters

@@ -16,7 +16,6 @@ from redis.exceptions import LockError
 from sorawatch.errors import ValidationError
 from sorawatch.projections import ledger, subscribers, webhooks
 from sorawatch.store import text
-from sorawatch.web import deadletters
 from sorawatch.web.errors import ApiError, error_model_responses
 from sorawatch.web.models import (
     DeadLetterOut,
@@ -230,10 +229,13 @@ def retry_dead_letters(request: Request, body: RetryIn | None = None) -> dict[st
     """Put dead letters (all, or of one alert and/or channel) back on their queue."""
     state = request.app.state
     body = body or RetryIn()
-    count = deadletters.retry(
-        state.log, body.alert_id, body.channel, state.settings.workers.batch_size
+    letters = ledger.retry_dead_letters(
+        state.log,
+        alert_id=body.alert_id,
+        channel=body.channel,
+        batch_size=state.settings.workers.batch_size,
     )
-    return {"retried": count}
+    return {"retried": len(letters)}
 
 
 # -- replay -----------------------------------------------------------------------
