@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from sorawatch.cli.context import Context, pass_context
+from sorawatch.cli.context import EXIT_SETTINGS, Context, fail, pass_context
+from sorawatch.errors import SettingsError
 
 log = logging.getLogger("sorawatch.watch")
 
@@ -19,14 +20,20 @@ log = logging.getLogger("sorawatch.watch")
 def _poller(ctx: Context) -> Any:
     """The process's one Poller: settings, Redis, HTTP client and classifier wired up."""
     settings = ctx.settings  # exit 2 on bad settings
-    redis = ctx.redis  # exit 3 when Redis is unreachable
     # Imported here so commands that do not poll never load feedparser and the lexicon.
-    from watcher.classify import default_classifier
-
+    from watcher.classify import Classifier, default_classifier, load_lexicon
     from watcher.fetch import make_client
     from watcher.poll import Poller
 
-    return Poller(settings, redis, ctx.keys, make_client(settings.watcher), default_classifier())
+    if settings.watcher.lexicon:
+        try:
+            classifier = Classifier(load_lexicon(settings.watcher.lexicon))
+        except SettingsError as exc:  # a broken lexicon stops us at start, like a bad setting
+            fail(f"bad settings: watcher.lexicon: {exc}", EXIT_SETTINGS)
+    else:
+        classifier = default_classifier()
+    redis = ctx.redis  # exit 3 when Redis is unreachable
+    return Poller(settings, redis, ctx.keys, make_client(settings.watcher), classifier)
 
 
 @click.command("watch")

@@ -181,3 +181,21 @@ def test_watch_forever_stops_cleanly_on_sigterm(
             proc.kill()
     assert proc.returncode == 0, err
     assert "watcher stopped" in err
+
+
+def test_watch_uses_the_lexicon_setting_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[product\nname = 'x'\n", "utf-8")
+    config = tmp_path / "sorawatch.toml"
+    config.write_text(
+        f'[watcher]\nlexicon = "{broken}"\n[[feeds]]\nurl = "http://127.0.0.1:9/f.xml"\nname = "F"\n',
+        "utf-8",
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "SORAWATCH_REDIS_URL": "redis://127.0.0.1:9/0"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sorawatch.cli", "--config", str(config), "watch", "--once"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "watcher.lexicon" in proc.stderr
+    assert str(broken) in proc.stderr
