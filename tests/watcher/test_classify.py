@@ -254,6 +254,40 @@ def test_expanded_names_where_and_version() -> None:
     assert arabic["facts"]["where"] == ["Egypt", "Saudi Arabia"]
 
 
+@pytest.mark.parametrize(
+    ("title", "summary"),
+    [
+        (
+            "OpenAI's Sora app tops App Store days after launch",
+            "The Sora app from OpenAI reached No. 1 on Apple's App Store.",
+        ),
+        (
+            "Sora head Bill Peebles says the app is here to stay",
+            "Bill Peebles, who leads OpenAI's Sora, says the video app is here to stay.",
+        ),
+        (
+            "Celebrities push back on Sora 2 cameos",
+            "Actors' union SAG-AFTRA criticized OpenAI's Sora 2 over likeness rights.",
+        ),
+        (
+            "Sora outage: OpenAI investigating errors",
+            "OpenAI's status page shows elevated error rates for Sora and ChatGPT.",
+        ),
+        (
+            "تطبيق سورا يتصدر متجر آبل",
+            "تصدر تطبيق سورا من أوبن إيه آي متجر التطبيقات بعد أيام من إطلاقه.",
+        ),
+        ("توقف سورا عن العمل", "توقف تطبيق سورا من أوبن إيه آي عن العمل لساعات بسبب عطل."),
+        (
+            "هل يغير سورا صناعة السينما؟",
+            "يرى خبراء أن أداة سورا من أوبن إيه آي قد تغير طريقة صناعة الأفلام.",
+        ),
+    ],
+)
+def test_news_about_sora_without_a_change_has_no_topic(title: str, summary: str) -> None:
+    assert classify(title, summary) == {"relevant": True, "topics": [], "facts": {}}
+
+
 # ----------------------------------------------------------- Arabic spellings --
 
 
