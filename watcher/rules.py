@@ -67,11 +67,13 @@ class Reader:
         self.scanner = LiteralScanner()
 
     def fail(self, key: str, problem: str) -> LexiconError:
+        """The error to raise for ``key``: file and key first, then what is wrong."""
         return LexiconError(f"{self.path}: {key}: {problem}")
 
     def table(
         self, d: dict[str, Any], key: str, where: str, *, required: bool = True
     ) -> dict[str, Any]:
+        """The sub-table ``d[key]``; {} when absent and not required."""
         value = d.get(key)
         if value is None and not required:
             return {}
@@ -82,6 +84,7 @@ class Reader:
         return value
 
     def keys(self, d: dict[str, Any], allowed: set[str], where: str) -> None:
+        """Refuse keys outside ``allowed``: a typo must not silently disable a rule."""
         unknown = sorted(set(d) - allowed)
         if unknown:
             known = ", ".join(sorted(allowed))
@@ -90,6 +93,7 @@ class Reader:
     def strings(
         self, d: dict[str, Any], key: str, where: str, *, required: bool = True
     ) -> list[str]:
+        """``d[key]`` as a list of non-empty strings; [] when absent and not required."""
         value = d.get(key)
         dotted = join(where, key)
         if value is None:
@@ -171,6 +175,7 @@ class Reader:
     def patterns(
         self, d: dict[str, Any], key: str, where: str, *, required: bool = True
     ) -> Patterns:
+        """The patterns of ``d[key]``, gated by the shared literal scanner."""
         items = self.strings(d, key, where, required=required)
         dotted = join(where, key)
         sources = [self.regex_source(s, f"{dotted}[{i}]") for i, s in enumerate(items)]
@@ -184,6 +189,7 @@ class Reader:
         return re.compile("|".join(f"(?:{s})" for s in sources))
 
     def labelled_patterns(self, d: dict[str, Any], where: str) -> Labelled:
+        """A table of ``label = [patterns]`` as one alternation that tells the label."""
         pairs: list[tuple[str, str]] = []
         for label in d:
             dotted = join(where, label)
