@@ -157,6 +157,7 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
     product = r.table(data, "product", "")
     r.keys(product, {"id", "name", "vendor"}, "product")
     phrases = _phrases(r, data)
+    r.mark(phrases.marked)
     context = r.table(data, "context", "")
     exclusions = r.table(data, "exclusions", "", required=False)
 

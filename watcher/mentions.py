@@ -74,7 +74,7 @@ def phrase_core(phrase: str) -> tuple[str, str]:
 class PhraseIndex:
     """Every phrase of a lexicon, by kind and label, keyed by its first word."""
 
-    __slots__ = ("_index", "_words", "kinds")
+    __slots__ = ("_index", "_words", "kinds", "marked")
 
     # Distinct words remembered with their lookups; news vocabularies stay far below.
     _WORDS_KEPT = 200_000
@@ -83,6 +83,7 @@ class PhraseIndex:
         self._index: dict[str, list[tuple[str, str, re.Pattern[str]]]] = {}
         self._words: dict[str, tuple[tuple[int, tuple[str, str, re.Pattern[str]]], ...]] = {}
         self.kinds: set[str] = set()
+        self.marked: set[str] = set()  # normalised phrases that cue patterns see as markers
 
     def add(self, kind: str, label: str, phrase: str) -> None:
         """Index ``phrase``; `ValueError` when it has no letters or digits."""
@@ -92,6 +93,8 @@ class PhraseIndex:
         if all(e[:2] != entry[:2] or e[2].pattern != source for e in entries):
             entries.append(entry)
         self.kinds.add(kind)
+        if kind in _MARKS:
+            self.marked.add(normalize_for_matching(phrase))
         self._words.clear()
 
     def _lookup(self, token: str) -> tuple[tuple[int, tuple[str, str, re.Pattern[str]]], ...]:

@@ -23,6 +23,7 @@ _WORD = r"[^\s.!?؟;؛]+"
 GAP = rf"(?:\s+{_WORD}){{0,6}}?\s+"
 NEAR = rf"(?:\s+{_WORD}){{0,2}}?\s+"
 _MACRO = re.compile(r"\{([A-Z]+)\}")
+_ESCAPE = re.compile(r"\\[A-Za-z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,20 @@ class Reader:
         self.path = path
         self.macros: dict[str, str] = {"PRE": PREFIX, "GAP": GAP, "NEAR": NEAR, **MARKER_MACROS}
         self.scanner = LiteralScanner()
+        self.marked: re.Pattern[str] | None = None
+
+    def mark(self, phrases: set[str]) -> None:
+        """Remember the phrases the text shows as markers, to refuse patterns spelling them."""
+        words = sorted((p for p in phrases if len(p) >= 3), key=len, reverse=True)
+        alternation = "|".join(re.escape(w) for w in words)
+        self.marked = re.compile(rf"(?<!\w)(?:{alternation})(?!\w)") if words else None
+
+    def marked_in(self, source: str) -> str | None:
+        """A marked phrase spelled in a pattern's source, if any."""
+        if self.marked is None:
+            return None
+        found = self.marked.search(_ESCAPE.sub(" ", source))  # "\bsora" spells "sora"
+        return found.group() if found else None
 
     def fail(self, key: str, problem: str) -> LexiconError:
         """The error to raise for ``key``: file and key first, then what is wrong."""
@@ -162,7 +177,16 @@ class Reader:
         return _MACRO.sub(macro, src)
 
     def regex_source(self, src: str, dotted: str, *, keep_case: bool = False) -> str:
-        """A pattern ready to compile: macros expanded, normalised like the text."""
+        """A pattern ready to compile: macros expanded, normalised like the text.
+
+        Refuses a pattern that spells a name, product noun or place: the text it reads
+        has those replaced by markers, so it could never match.
+        """
+        if not keep_case and self.marked:
+            spelled = self.marked_in(normalize_arabic(_lower_pattern(src)))
+            if spelled:
+                problem = f"spells {spelled!r}, which patterns only see as {{NAME}}, {{SUBJ}}, {{VERSION}} or {{PLACE}}"
+                raise self.fail(dotted, problem)
         # Macros first: their names are upper case and the text they stand for is final.
         expanded = self.expand(src, dotted)
         expanded = normalize_arabic(expanded if keep_case else _lower_pattern(expanded))

@@ -576,6 +576,11 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
         ('negated = "delayed"', 'negated = "later"', "status.cues.released.negated"),
         ("'\\bcoming soon\\b',", "'\\bcoming (soon\\b',", "status.cues.announced.patterns[2]"),
         ("'\\bcoming soon\\b',", "'{LATER} soon',", "status.cues.announced.patterns[2]"),
+        (
+            "'\\bcoming soon\\b',",
+            "'\\bsora is coming\\b',",
+            "status.cues.announced.patterns[2]: spells 'sora'",
+        ),
         ("[pricing.currencies.USD]", "[pricing.currencies.usd]", "pricing.currencies.usd"),
         ('"Mattel" = ["mattel", "ماتيل"]', '"Mattel" = "mattel"', "partnership.partners.Mattel"),
         ('"ChatGPT Team" = [', '"ChatGPT Team" = ["!!!", ', "pricing.plans.ChatGPT Team[0]"),
