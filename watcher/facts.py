@@ -51,24 +51,29 @@ def _judge(lex: Lexicon, cue: StatusCue, prep: Prepared, start: int, end: int) -
     text = prep.text
     words = _clause_words(lex, text, start)
     span = text[start:end]
-    if lex.background.search(" ".join(words[-lex.near :]) + " " + span):
-        return None
     context = " ".join(words[-lex.window :]) + " " + span
-    if lex.concessive.search(context):
-        return None
     outcome = "keep"
-    if cue.negated != "keep" and (
-        lex.negation.search(context) or (cue.negators and cue.negators.search(context))
-    ):
-        outcome = cue.negated
-    elif lex.hedge.search(context) or _asks(lex, prep, start):
-        outcome = cue.hedged
-    elif lex.reported.search(context):
-        outcome = cue.reported
-    elif lex.future.search(context) or lex.future_after.search(
-        text, end, _clause_end(lex, text, end)
-    ):
-        outcome = cue.future
+    # Most cues stand bare: one search tells, before the modifiers are told apart.
+    if lex.modified.search(context) or (cue.negators and cue.negators.search(context)):
+        if lex.background.search(" ".join(words[-lex.near :]) + " " + span):
+            return None
+        if lex.concessive.search(context):
+            return None
+        if cue.negated != "keep" and (
+            lex.negation.search(context) or (cue.negators and cue.negators.search(context))
+        ):
+            outcome = cue.negated
+        elif lex.hedge.search(context):
+            outcome = cue.hedged
+        elif lex.reported.search(context):
+            outcome = cue.reported
+        elif lex.future.search(context):
+            outcome = cue.future
+    if outcome == "keep":
+        if _asks(lex, prep, start):
+            outcome = cue.hedged
+        elif lex.future_after.search(text, end, _clause_end(lex, text, end)):
+            outcome = cue.future
     if outcome == "drop":
         return None
     return cue.status if outcome == "keep" else outcome

@@ -80,6 +80,7 @@ class Lexicon:
     questions: re.Pattern[str]
     background: re.Pattern[str]
     concessive: re.Pattern[str]
+    modified: re.Pattern[str]  # any of the six above: most cues have none
     clause_breaks: re.Pattern[str]
     cues: tuple[StatusCue, ...]
     pricing_cues: Patterns
@@ -225,6 +226,12 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
         questions=mods["questions"],
         background=mods["background"],
         concessive=mods["concessive"],
+        modified=re.compile(
+            "|".join(
+                f"(?:{mods[m].pattern})"
+                for m in ("negation", "hedge", "reported", "future", "background", "concessive")
+            )
+        ),
         clause_breaks=mods["clause_breaks"],
         cues=cues,
         max_amount=r.number(pricing, "max_amount", "pricing", 100000, minimum=0),
