@@ -279,18 +279,27 @@ class LiteralScanner:
 class Patterns:
     """A list of patterns searched as one, each run only when its literals occur."""
 
-    __slots__ = ("_last", "_scanner", "items")
+    __slots__ = ("_always", "_by_literal", "_last", "_literals", "_scanner", "items")
 
     def __init__(self, sources: list[str], scanner: LiteralScanner) -> None:
         if scanner.frozen:
             raise RuntimeError("patterns must be built before their scanner is frozen")
         self.items = tuple(Checked.of(s) for s in sources)
         self._scanner = scanner
-        for item in self.items:  # the scanner reports these for every text
-            if item.literals is not None:
+        # Which items each literal opens; items without literals are always open.
+        self._by_literal: dict[str, list[int]] = {}
+        always = []
+        for index, item in enumerate(self.items):  # the scanner reports these for every text
+            if item.literals is None:
+                always.append(index)
+            else:
                 scanner.words.update(item.literals)
+                for literal in item.literals:
+                    self._by_literal.setdefault(literal, []).append(index)
             if item.anchor is not None:
                 scanner.words.update(item.anchor.strings - item.anchor.short)
+        self._always = frozenset(always)
+        self._literals = frozenset(self._by_literal)
         # The patterns that may match the last text seen: an item is searched sentence
         # by sentence and this need not be worked out again each time. One tuple,
         # replaced whole, so threads sharing a classifier never see half an update.
@@ -304,11 +313,10 @@ class Patterns:
         if last[0] is text:
             return last[1], last[2]
         present = self._scanner.present(text)
-        found = tuple(
-            item
-            for item in self.items
-            if item.literals is None or not item.literals.isdisjoint(present)
-        )
+        opened = set(self._always)
+        for literal in present & self._literals:
+            opened.update(self._by_literal[literal])
+        found = tuple(self.items[i] for i in sorted(opened))
         self._last = (text, found, present)
         return found, present
 
