@@ -189,12 +189,13 @@ def extract_pricing(lex: Lexicon, prep: Prepared) -> tuple[bool, list[dict[str, 
                 topic = True
                 break
     unique = list({tuple(e.values()): e for e in entries}.values())
-    # The same price said twice, once with its plan: keep the one that names the plan.
-    planned = {(e["amount"], e["currency"], e["period"]) for e in unique if e["plan"]}
-    unique = [
-        e for e in unique if e["plan"] or (e["amount"], e["currency"], e["period"]) not in planned
-    ]
-    return topic, unique
+    # The same price said twice (title and summary), once with more detail: keep that one.
+    return topic, [e for e in unique if not any(_subsumed(e, o) for o in unique)]
+
+
+def _subsumed(price: dict[str, Any], other: dict[str, Any]) -> bool:
+    """``other`` says all that ``price`` says, and more."""
+    return other is not price and all(v is None or other[k] == v for k, v in price.items())
 
 
 def _price(lex: Lexicon, prep: Prepared, m: re.Match[str]) -> list[dict[str, Any]]:
