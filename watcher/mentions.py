@@ -19,6 +19,8 @@ from sorawatch.arabic import has_arabic, normalize_arabic, normalize_for_matchin
 # Private-use characters: never in real text, not word characters.
 _MARKS = {"version": "\ue001", "name": "\ue000", "place": "\ue003", "subject": "\ue002"}
 _PAD = "\ue00f"
+# Marker characters in the input itself would pass for names: they are dropped first.
+_UNMARK = dict.fromkeys(range(0xE000, 0xE010))
 # Possessive: a macro never stops inside a marker, so a lookahead after it sees what follows.
 MARKER_MACROS = {
     "NAME": "[\ue000\ue001]\ue00f*+",
@@ -149,8 +151,8 @@ class Prepared:
 
     @classmethod
     def of(cls, index: PhraseIndex, title: str, summary: str) -> Prepared:
-        title_n = normalize_for_matching(title)
-        summary_n = normalize_for_matching(summary)
+        title_n = normalize_for_matching(title).translate(_UNMARK)
+        summary_n = normalize_for_matching(summary).translate(_UNMARK)
         plain = f"{title_n}{_TITLE_JOIN}{summary_n}" if title_n else summary_n
         mentions = index.find(plain)
         masks = [m for m in mentions if m.kind == "mask"]

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sorawatch.cli.classify import classify_command
 from sorawatch.errors import LexiconError, SettingsError
@@ -520,6 +522,35 @@ def test_classification_shape() -> None:
 def test_empty_and_odd_input() -> None:
     for title, summary in (("", ""), ("   ", "\n"), ("؟؟؟", "..."), ("Sora", "")):
         assert classify(title, summary) == {"relevant": False, "topics": [], "facts": {}}
+    # Private-use characters are what names become inside the classifier: not from input.
+    assert classify("\ue000\ue00f launched", "OpenAI's Sora video model")["topics"] == []
+
+
+_WORDS = (
+    "Sora", "سورا", "وسورا", "Sora 2", "OpenAI", "أوبن إيه آي", "launched", "launches", "not",
+    "may", "delayed", "paused", "shut down", "Europe", "Android", "أطلقت", "لم", "تأجيل",
+    "متاح", "الآن", "$20/month", "٢٠ دولارًا شهريًا", "US$200", "1,000", "ديزني", "partnered with",
+    "Disney", "Kingdom Hearts", "Veo", "rival to", "?", "؟", ".", "،", "\u0640", "\u064b",
+    "\ue000", "\n", "'s", "Toys \"R\" Us",
+)  # fmt: skip
+_NEWSY = st.lists(st.sampled_from(_WORDS), max_size=40).map(" ".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    title=st.one_of(st.text(max_size=80), _NEWSY), summary=st.one_of(st.text(max_size=300), _NEWSY)
+)
+def test_any_text_gets_a_well_formed_verdict(title: str, summary: str) -> None:
+    doc = classify(title, summary)
+    assert set(doc) == {"relevant", "topics", "facts"}
+    assert list(doc["topics"]) == [t for t in TOPICS if t in doc["topics"]]
+    if not doc["relevant"]:
+        assert doc == {"relevant": False, "topics": [], "facts": {}}
+    assert set(doc["facts"]) <= {"status", "version", "where", "pricing", "partners"}
+    for price in doc["facts"].get("pricing", []):
+        assert set(price) == {"plan", "amount", "currency", "period"}
+        assert isinstance(price["amount"], int | float)
+    json.dumps(doc, ensure_ascii=False)
 
 
 def test_default_classifier_is_cached_and_lexicon_ships_in_the_package() -> None:
