@@ -46,7 +46,8 @@ _NOT_RELEVANT = Classification(relevant=False)
 
 
 class Classifier:
-    """Applies one lexicon; cheap to call, safe to share between threads (no mutable state)."""
+    """Applies one lexicon; cheap to call, safe to share between threads (its few caches
+    are replaced whole, never edited in place)."""
 
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon

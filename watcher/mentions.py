@@ -186,19 +186,28 @@ def _masked(m: Mention, masks: list[Mention]) -> bool:
 
 
 def _mark(text: str, mentions: list[Mention]) -> str:
-    """``text`` with the marked kinds replaced by same-length markers, longest first."""
-    marked = [m for m in mentions if m.kind in _MARKS]
+    """``text`` with the marked kinds replaced by same-length markers.
+
+    Overlapping phrases become one marker over their union, of the kind that comes
+    first in `_MARK_ORDER` ("نموذج Sora" and "Sora 2" in "نموذج Sora 2": one version).
+    """
+    marked = sorted((m for m in mentions if m.kind in _MARKS), key=lambda m: m.start)
     if not marked:
         return text
-    marked.sort(key=lambda m: (m.start, m.start - m.end, _MARK_ORDER.index(m.kind)))
+    groups: list[tuple[int, int, str]] = []
+    for m in marked:
+        if groups and m.start < groups[-1][1]:
+            start, end, kind = groups[-1]
+            best = min(kind, m.kind, key=_MARK_ORDER.index)
+            groups[-1] = (start, max(end, m.end), best)
+        else:
+            groups.append((m.start, m.end, m.kind))
     out: list[str] = []
     pos = 0
-    for m in marked:
-        if m.start < pos:
-            continue  # inside a longer phrase already marked
-        out.append(text[pos : m.start])
-        out.append(_MARKS[m.kind] + _PAD * (m.end - m.start - 1))
-        pos = m.end
+    for start, end, kind in groups:
+        out.append(text[pos:start])
+        out.append(_MARKS[kind] + _PAD * (end - start - 1))
+        pos = end
     out.append(text[pos:])
     return "".join(out)
 
