@@ -28,7 +28,8 @@ from sorawatch.projections import alerts, ledger, subscribers
 from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens, signing_secret
 from workers import mail, runtime
-from workers.mail.base import Mailer, SendResult
+from workers.mail.base import Mailer, RawMessage, SendResult
+from workers.mail.template import MailTemplate
 from workers.retry import Batch, Outcome, finish
 
 # Letters only, so HTML escaping leaves it intact and it cannot occur in a template.
@@ -150,34 +151,17 @@ async def send_batch(
             outcomes.append(Outcome(email, True, extra={"recovered": True}))
     tokens = Tokens(signing_secret(settings, redis, keys))
     public_url = settings.web.public_url
-    rendered: dict[str, Rendered] = {}
-    jobs: list[tuple[str, EmailMessage]] = []
-    for email in emails:
-        if email in done:
-            continue
-        sub = subscribers.get(redis, keys, email)
+    templates: dict[str, MailTemplate] = {}
+    jobs: list[tuple[str, EmailMessage | RawMessage]] = []
+    todo = [e for e in emails if e not in done]
+    for email, sub in subscribers.get_many(redis, keys, todo).items():
         if sub is None or sub.status != "confirmed":
             continue  # unsubscribed since the fan-out: send nothing, record nothing
-        if sub.lang not in rendered:
-            rendered[sub.lang] = render_alert(alert, sub.lang, public_url)
-        page = rendered[sub.lang]
-        token = tokens.sign("unsubscribe", email)
-        jobs.append(
-            (
-                email,
-                compose(
-                    settings=settings,
-                    recipient=email,
-                    subject=page.subject,
-                    text=page.text.replace(TOKEN_PLACEHOLDER, token),
-                    html=page.html.replace(TOKEN_PLACEHOLDER, token),
-                    message_key=f"{alert_id}\x1f{email}",
-                    unsubscribe=unsubscribe_url(public_url, token),
-                ),
-            )
-        )
+        if sub.lang not in templates:
+            templates[sub.lang] = _template(settings, render_alert(alert, sub.lang, public_url))
+        jobs.append((email, _message(settings, templates[sub.lang], tokens, alert_id, email)))
 
-    async def one(email: str, message: EmailMessage) -> Outcome:
+    async def one(email: str, message: EmailMessage | RawMessage) -> Outcome:
         result = await mailer.send(message)
         if result.ok:
             ledger.mark_sent(redis, keys, alert_id, "email", email)
@@ -188,6 +172,41 @@ async def send_batch(
     finally:
         await mailer.close()
     return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
+
+
+def _template(settings: Settings, page: Rendered) -> MailTemplate:
+    host = urlsplit(settings.web.public_url).hostname or "localhost"
+    return MailTemplate(
+        sender=settings.smtp.from_,
+        subject=header_text(page.subject),
+        text=page.text,
+        html=page.html,
+        placeholder=TOKEN_PLACEHOLDER,
+        domain=_domain(settings),
+        list_id=f"Sora alerts <alerts.{host}>",
+    )
+
+
+def _message(
+    settings: Settings, template: MailTemplate, tokens: Tokens, alert_id: str, email: str
+) -> EmailMessage | RawMessage:
+    """One subscriber's mail: from the template when its values fit a header as they
+    are (ASCII), else composed by the ``email`` package (which encodes them)."""
+    token = tokens.sign("unsubscribe", email)
+    public_url = settings.web.public_url
+    unsubscribe = unsubscribe_url(public_url, token)
+    key = f"{alert_id}\x1f{email}"
+    if MailTemplate.fits(email, unsubscribe):
+        return template.message(email, token, digest(key, 32), unsubscribe)
+    return compose(
+        settings=settings,
+        recipient=email,
+        subject=template.subject,
+        text=template.text.replace(TOKEN_PLACEHOLDER, token),
+        html=template.html.replace(TOKEN_PLACEHOLDER, token),
+        message_key=key,
+        unsubscribe=unsubscribe,
+    )
 
 
 def _outcome(result: SendResult) -> Outcome:

@@ -61,6 +61,12 @@ def letter_id(alert_id: str, channel: str, recipient: str) -> str:
 def mark_sent(redis: Any, keys: Keys, alert_id: str, channel: str, recipient: str) -> None:
     """Record at once that ``recipient`` was sent ``alert_id`` (``redis`` may be a pipeline)."""
     key = sent_key(keys, alert_id, channel)
+    if isinstance(redis, Redis):  # one round trip, not two: this runs once per message
+        with redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, recipient, utcnow())
+            pipe.expire(key, SENT_MARK_TTL)
+            pipe.execute()
+        return
     redis.hset(key, recipient, utcnow())
     redis.expire(key, SENT_MARK_TTL)
 

@@ -88,6 +88,19 @@ def get(redis: Redis, keys: Keys, email: str) -> Subscriber | None:
     return Subscriber.from_dict(raw) if raw else None
 
 
+def get_many(redis: Redis, keys: Keys, emails: Iterable[str]) -> dict[str, Subscriber | None]:
+    """The subscribers with these addresses (None for unknown ones), in one round trip."""
+    wanted = [(e or "").strip().lower() for e in emails]
+    if not wanted:
+        return {}
+    rows = redis.mget([f"{_ns(keys)}:s:{e}" for e in wanted])
+    out: dict[str, Subscriber | None] = {}
+    for email, raw in zip(wanted, rows, strict=True):
+        record = loads(raw)
+        out[email] = Subscriber.from_dict(record) if record else None
+    return out
+
+
 def list_all(
     redis: Redis, keys: Keys, status: str | None = None, offset: int = 0, limit: int = 100
 ) -> list[Subscriber]:

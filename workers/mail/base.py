@@ -19,6 +19,16 @@ class SendResult:
     permanent: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message already flattened to 7-bit wire bytes (CRLF lines) for one recipient:
+    sent as it is, no ``email`` package on the way (see ``workers.mail.template``)."""
+
+    sender: str
+    recipient: str
+    data: bytes
+
+
 class Mailer(Protocol):
     """Sends single-recipient messages; a refusal is a result, never an exception.
 
@@ -26,11 +36,13 @@ class Mailer(Protocol):
     concurrently) and reuse connections between them; ``close`` ends them.
     """
 
-    async def send(self, message: EmailMessage) -> SendResult: ...
+    async def send(self, message: EmailMessage | RawMessage) -> SendResult: ...
 
     async def close(self) -> None: ...
 
 
-def recipient_of(message: EmailMessage) -> str:
+def recipient_of(message: EmailMessage | RawMessage) -> str:
     """The one address a message is for (its ``To``)."""
+    if isinstance(message, RawMessage):
+        return message.recipient
     return str(message["To"] or "").strip()

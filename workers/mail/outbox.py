@@ -14,16 +14,16 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from workers.mail.base import SendResult, recipient_of
+from workers.mail.base import RawMessage, SendResult, recipient_of
 
 
 class OutboxMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def _write(self, message: EmailMessage) -> Path:
+    def _write(self, message: EmailMessage | RawMessage) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
-        data = message.as_bytes()
+        data = message.data if isinstance(message, RawMessage) else message.as_bytes()
         stem = f"{time.time_ns()}-{hashlib.sha256(data).hexdigest()[:12]}"
         tmp = self.folder / f".{stem}.tmp"
         final = self.folder / f"{stem}.eml"
@@ -34,7 +34,7 @@ class OutboxMailer:
         os.replace(tmp, final)
         return final
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    async def send(self, message: EmailMessage | RawMessage) -> SendResult:
         """Write ``message`` to the outbox; a disk error is a transient failure."""
         recipient = recipient_of(message)
         try:

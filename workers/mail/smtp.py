@@ -20,7 +20,7 @@ from email.utils import parseaddr
 import aiosmtplib
 
 from sorawatch.settings import SmtpSettings
-from workers.mail.base import SendResult, recipient_of
+from workers.mail.base import RawMessage, SendResult, recipient_of
 
 log = logging.getLogger("sorawatch.mail")
 
@@ -77,7 +77,7 @@ class SmtpMailer:
         self._idle.put_nowait(client)
         self._slots.release()
 
-    async def send(self, message: EmailMessage) -> SendResult:
+    async def send(self, message: EmailMessage | RawMessage) -> SendResult:
         """Send one single-recipient message within the deadline; never raises for
         a refusal, a timeout or a lost connection: those are results."""
         recipient = recipient_of(message)
@@ -86,14 +86,18 @@ class SmtpMailer:
         except TimeoutError:
             return SendResult(recipient, False, error=f"no answer within {self.settings.deadline}s")
 
-    async def _send(self, message: EmailMessage, recipient: str) -> SendResult:
-        sender = parseaddr(str(message["From"]))[1]
+    async def _send(self, message: EmailMessage | RawMessage, recipient: str) -> SendResult:
         client: aiosmtplib.SMTP | None = None
         try:
             client = await self._acquire()
-            errors, _reply = await client.send_message(
-                message, sender=sender, recipients=[recipient]
-            )
+            if isinstance(message, RawMessage):
+                # Already flattened (7-bit): no email-package work per message.
+                errors, _reply = await client.sendmail(message.sender, [recipient], message.data)
+            else:
+                sender = parseaddr(str(message["From"]))[1]
+                errors, _reply = await client.send_message(
+                    message, sender=sender, recipients=[recipient]
+                )
             if recipient in errors:
                 code, text = errors[recipient]
                 return _classify(recipient, code, text)
