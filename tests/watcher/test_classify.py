@@ -697,3 +697,17 @@ def test_a_whole_article_is_read_from_its_beginning() -> None:
     got = classify("OpenAI launches Sora 2", article)
     assert got["relevant"]
     assert got["facts"]["status"] in {"new_version", "expanded"}
+
+
+def test_cli_with_an_explicit_lexicon(tmp_path: Path) -> None:
+    veo = tmp_path / "veo.toml"
+    veo.write_text(
+        DEFAULT_PATH.read_text(encoding="utf-8").replace(
+            'terms = ["sora", "سورا"]', 'terms = ["veo"]'
+        ),
+        encoding="utf-8",
+    )
+    line = json.dumps({"title": "Google launches Veo", "summary": "The AI video model is out."})
+    result = CliRunner().invoke(classify_command, ["--lexicon", str(veo)], input=line + "\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["relevant"] is True
