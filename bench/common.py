@@ -150,7 +150,7 @@ http {{
     keepalive_timeout 60s;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
-        location / {{ return 200 "ok"; }}
+        location / {{ {location} }}
     }}
 }}
 """
@@ -160,8 +160,11 @@ class HttpSink:
     """``with HttpSink(tmp) as rx:`` nginx answering 200 to everything on ``rx.port``;
     ``rx.arrivals()`` lists ``(epoch seconds, webhook-id)`` per request received."""
 
-    def __init__(self, folder: Path, workers: int = 1) -> None:
+    def __init__(self, folder: Path, workers: int = 1, serve: Path | None = None) -> None:
+        """``serve``: a folder to serve as static files (ETag, Last-Modified, 304s), else
+        answer 200 "ok" to everything."""
         self.root = debian_tree("nginx")
+        self.serve = serve
         self.dir = folder
         self.port = free_port()
         self.workers = workers
@@ -173,7 +176,10 @@ class HttpSink:
     def __enter__(self) -> HttpSink:
         self.dir.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port, workers=self.workers))
+        location = f"root {self.serve};" if self.serve else 'return 200 "ok";'
+        conf.write_text(
+            NGINX_CONF.format(dir=self.dir, port=self.port, workers=self.workers, location=location)
+        )
         self.proc = subprocess.Popen(
             [str(self.root / "usr/sbin/nginx"), "-p", str(self.dir), "-c", str(conf)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
