@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from sorawatch import __version__, logs
-from sorawatch.cli import delivery, events, ingest, people, run, state, web
+from sorawatch.cli import classify, delivery, events, ingest, people, run, state, web
 from sorawatch.cli.context import Context
 from sorawatch.errors import SettingsError
 from sorawatch.settings import load_settings
@@ -41,7 +41,7 @@ def cli(ctx: click.Context, config: str | None, log_json: bool, log_level: str |
     logs.setup(level.upper(), json_lines=log_json)
 
 
-for module in (events, ingest, run, web, people, state, delivery):
+for module in (events, ingest, classify, run, web, people, state, delivery):
     for command in module.COMMANDS:
         cli.add_command(command)
 
