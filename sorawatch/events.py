@@ -236,7 +236,7 @@ class EventLog:
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(*index)
+                    pipe.watch(*index)  # type: ignore[no-untyped-call]
                     known = [_s(v) for v in pipe.mget(index)]
                     fresh: dict[int, None] = {}
                     ids_here: set[str] = set()
@@ -278,7 +278,7 @@ class EventLog:
         remaining = count
         while remaining is None or remaining > 0:
             want = page if remaining is None else min(page, remaining)
-            rows = self.redis.xrange(
+            rows: Any = self.redis.xrange(
                 self.keys.events, min=f"({last}" if last != "0" else "-", count=want
             )
             if not rows:
@@ -293,10 +293,10 @@ class EventLog:
         """Yield events as they are appended, forever."""
         last = after
         if last == "$":
-            tail = self.redis.xrevrange(self.keys.events, count=1)
+            tail: Any = self.redis.xrevrange(self.keys.events, count=1)
             last = _s(tail[0][0]) or "0" if tail else "0"
         while True:
-            reply = self.redis.xread({self.keys.events: last}, block=block_ms, count=500)
+            reply: Any = self.redis.xread({self.keys.events: last}, block=block_ms, count=500)
             for _stream, rows in reply or []:
                 for sid, fields in rows:
                     last = _s(sid) or last
@@ -309,7 +309,7 @@ class EventLog:
         sid = _s(self.redis.get(self.keys.event_index(event_id)))
         if sid is None:
             return None
-        rows = self.redis.xrange(self.keys.events, min=sid, max=sid)
+        rows: Any = self.redis.xrange(self.keys.events, min=sid, max=sid)
         return Event.from_json(rows[0][1][b"e"]) if rows else None
 
     def contains(self, event_id: str) -> bool:

@@ -54,4 +54,4 @@ class Tokens:
             raise TokenError("this link is not valid") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("e"), str):
             raise TokenError("this link is not valid")
-        return raw["e"]
+        return str(raw["e"])
