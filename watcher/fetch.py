@@ -19,6 +19,7 @@ import httpx
 
 from sorawatch.errors import FetchError
 from sorawatch.settings import WatcherSettings
+from watcher.deadline import bounded_transport, until
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
@@ -77,7 +78,10 @@ def make_client(settings: WatcherSettings) -> httpx.Client:
         timeout=timeout,
         follow_redirects=False,
         headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
-        limits=httpx.Limits(max_connections=max(10, settings.concurrency * 2)),
+        # Reads bounded by the fetch's deadline (a server dripping its headers).
+        transport=bounded_transport(
+            httpx.Limits(max_connections=max(10, settings.concurrency * 2))
+        ),
         # Only settings configure sorawatch: no proxies or .netrc picked up from the environment.
         trust_env=False,
     )
@@ -97,7 +101,19 @@ def fetch(
     ``protocol`` or ``invalid_url``.
     """
     started = time.monotonic()
-    deadline = started + settings.connect_timeout + TOTAL_READS * settings.read_timeout
+    ends = started + settings.connect_timeout + TOTAL_READS * settings.read_timeout
+    with until(ends):
+        return _fetch(client, url, settings, validators, started, ends)
+
+
+def _fetch(
+    client: httpx.Client,
+    url: str,
+    settings: WatcherSettings,
+    validators: Validators | None,
+    started: float,
+    deadline: float,
+) -> FetchResult:
     headers = (validators or Validators()).headers()
     seen = [url]
     current = url
