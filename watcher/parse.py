@@ -19,11 +19,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+from feedparser import CharacterEncodingOverride
 
 from sorawatch.errors import ParseError
 
 JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
 _XML_STARTS = (b"<", b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")  # UTF-8, UTF-16 with/without BOM
+# What feedparser falls back to when the declared encoding fails, and how a re-read
+# tells a better encoding: at least 4 in 5 characters fit, 10 Arabic ones at least.
+_LATIN_FALLBACKS = ("windows-1252", "iso-8859-2")
+_MOSTLY = 5
+_MIN_ARABIC = 10
 _HTML_PAGE = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
 
 
@@ -76,9 +82,9 @@ def _looks_like_json(body: bytes, content_type: str) -> bool:
 
 
 def _parse_xml(url: str, body: bytes, headers: dict[str, str]) -> ParsedFeed:
-    result = feedparser.parse(
-        io.BytesIO(body), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
-    )
+    result = _feedparser(body, headers)
+    if isinstance(result.get("bozo_exception"), CharacterEncodingOverride):
+        result = _reread(body, headers, result)
     version = result.get("version") or ""
     entries = result.get("entries") or []
     bozo = result.get("bozo_exception") if result.get("bozo") else None
@@ -99,6 +105,45 @@ def _parse_xml(url: str, body: bytes, headers: dict[str, str]) -> ParsedFeed:
         entries=[_xml_entry(e) for e in entries],
         warning=_describe(bozo) if bozo is not None else None,
     )
+
+
+def _feedparser(body: bytes, headers: dict[str, str]) -> Any:
+    return feedparser.parse(
+        io.BytesIO(body), response_headers=headers, sanitize_html=True, resolve_relative_uris=True
+    )
+
+
+def _reread(body: bytes, headers: dict[str, str], result: Any) -> Any:
+    """``body`` read again when its declared encoding failed and feedparser fell back to
+    windows-1252: that turns an Arabic feed into Latin mojibake, hiding its names and
+    prices from the classifier. UTF-8 with a few bad bytes is read as UTF-8 (the bad
+    bytes replaced); windows-1256 Arabic (the usual legacy label) as windows-1256.
+    Anything else keeps feedparser's reading. The override stays as the warning."""
+    if result.get("encoding") not in _LATIN_FALLBACKS:
+        return result
+    utf8 = body.decode("utf-8", errors="replace")
+    bad = utf8.count("\ufffd")
+    if sum(1 for c in utf8 if not c.isascii()) - bad >= _MOSTLY * bad:
+        body, encoding = utf8.encode(), "utf-8"
+    elif _arabic_share(body.decode("cp1256", errors="replace")):
+        encoding = "windows-1256"
+    else:
+        return result
+    media = headers.get("content-type", "").split(";", 1)[0].strip() or "application/xml"
+    again = _feedparser(body, {**headers, "content-type": f"{media}; charset={encoding}"})
+    if not again.get("bozo"):
+        again["bozo"] = 1
+        again["bozo_exception"] = CharacterEncodingOverride(
+            f"{result['bozo_exception']}; read as {encoding} instead"
+        )
+    return again
+
+
+def _arabic_share(text: str) -> bool:
+    """Most non-ASCII characters of ``text`` are Arabic, and there are a few words of them."""
+    wide = [c for c in text if not c.isascii()]
+    arabic = sum(1 for c in wide if "\u0600" <= c <= "\u06ff")
+    return arabic >= _MIN_ARABIC and arabic * _MOSTLY >= len(wide) * (_MOSTLY - 1)
 
 
 def _xml_entry(entry: Mapping[str, Any]) -> RawEntry:
