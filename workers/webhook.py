@@ -120,6 +120,8 @@ async def post_one(
         )
     except httpx.TimeoutException as exc:
         return Outcome(url, False, error=f"timeout: {type(exc).__name__}")
+    except httpx.InvalidURL as exc:  # not an HTTPError: uncaught, it failed the whole batch
+        return Outcome(url, False, error=f"invalid URL: {exc}", permanent=True)
     except httpx.HTTPError as exc:
         if netguard.is_refusal(exc):
             return Outcome(url, False, error=str(exc), permanent=True)

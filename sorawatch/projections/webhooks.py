@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import re
 import secrets as _random
 import socket
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from sorawatch.projections._common import (
 
 ALL_TOPICS = TOPICS
 ALL_KINDS = KINDS
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,9 @@ def check_url(url: str, allow_private: bool) -> str:
     until it exists only the scheme and host are checked here.
     """
     value = (url or "").strip()
+    if _CONTROL.search(value):
+        # httpx refuses to send to such a URL (InvalidURL) at every delivery.
+        raise ValidationError(f"url {url!r}: control characters are not allowed")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"url {url!r}: must be an http or https URL with a host")
