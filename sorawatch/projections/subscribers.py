@@ -31,10 +31,10 @@ from sorawatch.projections._common import (
 
 STATUSES = ("pending", "confirmed", "unsubscribed")
 
-# Deliberately simple: one @, a dotted domain, no spaces; the confirmation mail is
-# the real test of an address.
+# Deliberately simple: one @, a dotted domain, no spaces or control characters (SMTP
+# refuses those in every RCPT); the confirmation mail is the real test of an address.
 _EMAIL = re.compile(
-    r"^[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"
+    r"^[^@\s<>,;\"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"
 )
 
 
