@@ -64,3 +64,9 @@ class Figures:
 
 
 FIGURES = Figures()
+
+# Hostile-input classes recorded from more than one file (tests/web and tests/hostile).
+TOKENS = "web: forged, tampered, expired and cross-purpose tokens"
+ADMIN_TOKEN = "web: missing or wrong admin token"
+BODIES = "web: malformed and oversized bodies"
+CRLF_TITLES = "feeds: CR/LF and 10,000-character titles (feed → event → mail)"

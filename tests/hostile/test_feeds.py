@@ -47,6 +47,7 @@ from sorawatch.events import Event, EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings
 from sorawatch.web.app import create_app
+from tests import reliability as figures
 from tests.reliability import Figures
 from tests.smtp_server import SmtpServer
 from tests.watcher.feedserver import FeedServer, Route, recorded
@@ -460,10 +461,7 @@ def test_crlf_and_10000_character_titles_reach_no_mail_header(
         subject = str(message["Subject"])
         assert not LINE_BREAKS.search(subject), subject[:200]
     assert "victim@example.test" not in {r for m in smtp.messages for r in m.recipients}
-    reliability.hostile_cases(
-        "feeds: CR/LF and 10,000-character titles (feed → event → mail)",
-        len(EVIL_ITEMS) + len(smtp.messages),
-    )
+    reliability.hostile_cases(figures.CRLF_TITLES, len(EVIL_ITEMS) + len(smtp.messages))
 
 
 # -- 10,000 items --------------------------------------------------------------------

@@ -39,6 +39,9 @@ from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens
 from sorawatch.web.app import create_app
 from tests.http_receiver import HttpReceiver
+from tests.reliability import ADMIN_TOKEN as ADMIN_CASES
+from tests.reliability import BODIES as BODY_CASES
+from tests.reliability import TOKENS as TOKENS_CASES
 from tests.reliability import Figures
 from tests.workers.delivery_helpers import (
     events_of,
@@ -54,9 +57,6 @@ pytestmark = pytest.mark.hostile
 ADMIN_TOKEN = "admin-token-for-hostile-tests"
 SECRET = "test-secret"  # web.secret of the shared settings fixture
 ADDRESS = "reader@example.test"
-TOKENS_CASES = "web: forged, tampered, expired and cross-purpose tokens"
-ADMIN_CASES = "web: missing or wrong admin token"
-BODY_CASES = "web: malformed and oversized bodies"
 
 
 @pytest.fixture

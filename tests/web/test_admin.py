@@ -15,6 +15,8 @@ from sorawatch.events import Event, EventLog, queue
 from sorawatch.projections import apply, ledger, subscribers, webhooks
 from sorawatch.settings import FeedSettings, Settings, WebhookSettings
 from sorawatch.web.app import create_app
+from tests import reliability as figures
+from tests.reliability import Figures
 from tests.web.seed import seed
 
 # -- auth -------------------------------------------------------------------------
@@ -32,12 +34,16 @@ def test_admin_api_is_off_without_a_token(settings: Settings, redis: Redis) -> N
     "header",
     [None, "Bearer wrong", "Basic YWRtaW46YWRtaW4=", "Bearer", "admin-token-for-tests"],
 )
-def test_admin_api_needs_the_bearer_token(client: TestClient, header: str | None) -> None:
+@pytest.mark.hostile
+def test_admin_api_needs_the_bearer_token(
+    client: TestClient, header: str | None, reliability: Figures
+) -> None:
     headers = {"Authorization": header} if header is not None else {}
     response = client.get("/api/subscribers", headers=headers)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json() == {"error": "a valid admin bearer token is required"}
+    reliability.hostile_cases(figures.ADMIN_TOKEN, 1)
 
 
 # -- webhooks ---------------------------------------------------------------------
@@ -134,16 +140,21 @@ def test_webhook_inside_the_network_is_refused(
         [1, 2],
     ],
 )
+@pytest.mark.hostile
 def test_bad_webhook_requests_are_422(
-    client: TestClient, admin: dict[str, str], body: object
+    client: TestClient, admin: dict[str, str], body: object, reliability: Figures
 ) -> None:
     response = client.post("/api/webhooks", headers=admin, json=body)
     assert response.status_code == 422
     assert isinstance(response.json()["error"], str)
     assert response.json()["error"]
+    reliability.hostile_cases(figures.BODIES, 1)
 
 
-def test_malformed_json_is_422(client: TestClient, admin: dict[str, str]) -> None:
+@pytest.mark.hostile
+def test_malformed_json_is_422(
+    client: TestClient, admin: dict[str, str], reliability: Figures
+) -> None:
     response = client.post(
         "/api/webhooks",
         headers={**admin, "content-type": "application/json"},
@@ -151,6 +162,7 @@ def test_malformed_json_is_422(client: TestClient, admin: dict[str, str]) -> Non
     )
     assert response.status_code == 422
     assert "error" in response.json()
+    reliability.hostile_cases(figures.BODIES, 1)
 
 
 # -- subscribers ------------------------------------------------------------------

@@ -22,6 +22,8 @@ from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
 from sorawatch.tokens import Tokens
 from sorawatch.web.app import create_app
+from tests import reliability as figures
+from tests.reliability import Figures
 from tests.smtp_server import SmtpServer
 
 FORM = {"email": "Reader@Example.com", "lang": "ar", "topics": ["status", "pricing"],
@@ -161,8 +163,13 @@ def test_confirm_link_confirms(client: TestClient, log: EventLog, tokens: Tokens
     assert event_types(log).count("subscriber.confirmed") == 1
 
 
+@pytest.mark.hostile
 def test_confirm_rejects_forged_expired_and_other_purpose_tokens(
-    client: TestClient, log: EventLog, tokens: Tokens, web_settings: Settings
+    client: TestClient,
+    log: EventLog,
+    tokens: Tokens,
+    web_settings: Settings,
+    reliability: Figures,
 ) -> None:
     subscribers.request(log, "c@example.com", "en", None, None)
     old = _expired_confirm_token(web_settings.web.secret or "", "c@example.com")
@@ -179,6 +186,7 @@ def test_confirm_rejects_forged_expired_and_other_purpose_tokens(
     sub = subscribers.get(log.redis, log.keys, "c@example.com")
     assert sub is not None
     assert sub.status == "pending"
+    reliability.hostile_cases(figures.TOKENS, 5)
 
 
 def _expired_confirm_token(secret: str, email: str) -> str:
@@ -282,8 +290,9 @@ def test_one_click_unsubscribe(
     ]
 
 
+@pytest.mark.hostile
 def test_unsubscribe_needs_an_unsubscribe_token(
-    client: TestClient, log: EventLog, tokens: Tokens, confirmed: str
+    client: TestClient, log: EventLog, tokens: Tokens, confirmed: str, reliability: Figures
 ) -> None:
     for token in ("nope", tokens.sign("confirm", confirmed), tokens.sign("preferences", confirmed)):
         assert (
@@ -294,6 +303,7 @@ def test_unsubscribe_needs_an_unsubscribe_token(
     sub = subscribers.get(log.redis, log.keys, confirmed)
     assert sub is not None
     assert sub.status == "confirmed"
+    reliability.hostile_cases(figures.TOKENS, 6)  # three tokens, GET and POST
 
 
 def test_unsubscribe_without_token_goes_home(client: TestClient) -> None:
@@ -325,8 +335,9 @@ def test_preferences_show_and_save(
     assert event_types(log)[-1] == "subscriber.updated"
 
 
+@pytest.mark.hostile
 def test_preferences_reject_bad_choices_and_tokens(
-    client: TestClient, log: EventLog, tokens: Tokens, confirmed: str
+    client: TestClient, log: EventLog, tokens: Tokens, confirmed: str, reliability: Figures
 ) -> None:
     url = f"/preferences/{tokens.sign('preferences', confirmed)}?lang=ar"
     bad = client.post(url, data={"lang": "en", "topics": [], "kinds": ["news"]})
@@ -339,6 +350,7 @@ def test_preferences_reject_bad_choices_and_tokens(
         == 400
     )
     assert event_types(log) == ["subscriber.requested"]
+    reliability.hostile_cases(figures.TOKENS, 2)  # the unsubscribe token, GET and POST
 
 
 def test_preferences_of_an_unsubscribed_address(
@@ -348,15 +360,20 @@ def test_preferences_of_an_unsubscribed_address(
     assert client.get(f"/preferences/{tokens.sign('preferences', confirmed)}").status_code == 404
 
 
-def test_oversized_form_is_refused(client: TestClient, log: EventLog) -> None:
+@pytest.mark.hostile
+def test_oversized_form_is_refused(client: TestClient, log: EventLog, reliability: Figures) -> None:
     big = {**FORM, "email": "a" * (70 * 1024) + "@example.com"}
     response = client.post("/subscribe?lang=en", data=big, headers={"accept": "text/html"})
     assert response.status_code == 413
     assert "Too much data" in response.text
     assert log.count() == 0
+    reliability.hostile_cases(figures.BODIES, 1)
 
 
-def test_oversized_chunked_body_is_refused(client: TestClient, log: EventLog) -> None:
+@pytest.mark.hostile
+def test_oversized_chunked_body_is_refused(
+    client: TestClient, log: EventLog, reliability: Figures
+) -> None:
     def chunks():  # type: ignore[no-untyped-def]
         for _ in range(80):
             yield b"email=" + b"a" * 1024
@@ -369,3 +386,4 @@ def test_oversized_chunked_body_is_refused(client: TestClient, log: EventLog) ->
     assert response.status_code == 413
     assert response.json()["error"].startswith("request body is larger than")
     assert log.count() == 0
+    reliability.hostile_cases(figures.BODIES, 1)

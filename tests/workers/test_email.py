@@ -13,6 +13,8 @@ from sorawatch.events import EventLog
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens
+from tests import reliability as figures
+from tests.reliability import Figures
 from tests.smtp_server import SmtpServer
 from tests.workers.delivery_helpers import (
     events_of,
@@ -113,8 +115,9 @@ def test_each_language_gets_one_right_email(
     assert sum(len(e.data["results"]) for e in succeeded) == 3
 
 
+@pytest.mark.hostile
 def test_crlf_in_a_title_cannot_inject_headers(
-    smtp: SmtpServer, redis: Redis, settings: Settings, log: EventLog
+    smtp: SmtpServer, redis: Redis, settings: Settings, log: EventLog, reliability: Figures
 ) -> None:
     settings = with_smtp(settings, smtp.port)
     setup_runtime(settings, redis)
@@ -131,6 +134,7 @@ def test_crlf_in_a_title_cannot_inject_headers(
     assert message["X-Evil"] is None
     assert "\n" not in str(message["Subject"])
     assert str(message["Subject"]).startswith("Sora news (Pricing): Sora news")
+    reliability.hostile_cases(figures.CRLF_TITLES, 1)
 
 
 def test_450_then_250_is_delivered_once(
