@@ -72,18 +72,39 @@ class Detection:
     irrelevant: int = 0
 
 
-def load_seen(redis: Redis, keys: Keys, feed_url: str, items: Sequence[Item]) -> dict[str, Seen]:
-    """What we remember of ``items`` (by key)."""
-    if not items:
-        return {}
-    names = [item.key for item in items]
-    values = redis.hmget(keys.feed_items(feed_url), names)
-    out = {}
-    for name, value in zip(names, values, strict=True):
-        seen = Seen.from_json(text(value))
-        if seen is not None:
-            out[name] = seen
-    return out
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What one read of a feed's item hash gives: the state of this poll's items, and the
+    fields of items gone from the feed long enough to forget (or unreadable)."""
+
+    seen: dict[str, Seen]
+    stale: list[bytes]
+
+
+def load_seen(
+    redis: Redis, keys: Keys, feed_url: str, items: Sequence[Item], *, today: int | None = None
+) -> Memory:
+    """What we remember of ``items`` (by key), and what to forget, in one HGETALL.
+
+    The whole hash is read (not only this poll's items) so that forgetting items long
+    gone from the feed costs no second round trip.
+    """
+    raw: dict[bytes, bytes] = redis.hgetall(keys.feed_items(feed_url))  # type: ignore[assignment]
+    if not raw:
+        return Memory({}, [])
+    current = {item.key for item in items}
+    oldest = (today if today is not None else int(time.time() // 86400)) - FORGET_AFTER_DAYS
+    seen: dict[str, Seen] = {}
+    stale: list[bytes] = []
+    for field_, value in raw.items():
+        name = field_.decode("utf-8", errors="surrogateescape")
+        known = Seen.from_json(text(value))
+        if name in current:
+            if known is not None:
+                seen[name] = known
+        elif known is None or known.day < oldest:
+            stale.append(field_)
+    return Memory(seen, stale)
 
 
 def detect(
@@ -161,18 +182,12 @@ def change_job(event: Event) -> Job:
     return Job.for_event("changes", "workers.jobs.process_change", event)
 
 
-def save_seen(redis: Redis, keys: Keys, feed_url: str, updates: Mapping[str, Seen]) -> None:
-    """Remember ``updates`` and forget items long gone from the feed."""
+def queue_save_seen(
+    pipe: Any, keys: Keys, feed_url: str, updates: Mapping[str, Seen], stale: Sequence[bytes]
+) -> None:
+    """Queue on ``pipe``: remember ``updates`` and forget ``stale`` (from ``load_seen``)."""
     name = keys.feed_items(feed_url)
     if updates:
-        redis.hset(name, mapping={k: v.to_json() for k, v in updates.items()})
-    oldest = (min(v.day for v in updates.values()) if updates else int(time.time() // 86400)) - (
-        FORGET_AFTER_DAYS
-    )
-    stale = []
-    for key, value in redis.hscan_iter(name, count=500):
-        seen = Seen.from_json(text(value))
-        if seen is None or seen.day < oldest:
-            stale.append(key)
+        pipe.hset(name, mapping={k: v.to_json() for k, v in updates.items()})
     if stale:
-        redis.hdel(name, *stale)
+        pipe.hdel(name, *stale)

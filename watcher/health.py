@@ -37,6 +37,18 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
 
+# The claim with what a poll needs to start, in one round trip: whether the feed ever
+# completed a poll (else this one is its baseline) and its HTTP validators.
+_CLAIM_POLL_LUA = """
+if ARGV[4] ~= 'any' then
+  local due = redis.call('ZSCORE', KEYS[2], ARGV[3])
+  if due and tonumber(due) > tonumber(ARGV[4]) then return {0} end
+end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local v = redis.call('HMGET', KEYS[4], 'etag', 'last_modified')
+return {1, redis.call('HEXISTS', KEYS[3], 'first_ok'), v[1], v[2]}
+"""
+
 _RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -68,6 +80,18 @@ class FeedHealth:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+@dataclass(slots=True)
+class Lease:
+    """A feed's lease, taken by ``claim_poll``, with what the poll needs to start."""
+
+    url: str
+    token: str
+    succeeded: bool  # a poll completed before, so this one is no baseline
+    etag: str | None = None
+    last_modified: str | None = None
+    released: bool = False
+
+
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -80,6 +104,7 @@ class Schedule:
         self.keys = keys
         self._claim = redis.register_script(_CLAIM_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
+        self._claim_poll = redis.register_script(_CLAIM_POLL_LUA)
 
     # -- the due set --
     def ensure(self, feeds: Iterable[FeedSettings], now: float) -> None:
@@ -117,9 +142,32 @@ class Schedule:
         )
         return token if int(got) == 1 else None
 
+    def claim_poll(self, url: str, ttl: float, now: float | None = None) -> Lease | None:
+        """``claim``, and in the same round trip whether the feed ever succeeded and its
+        validators (``keys.feed_validators``). None when another watcher holds the lease."""
+        token = secrets.token_hex(16)
+        reply: Any = self._claim_poll(
+            keys=[
+                self.keys.feed_lease(url),
+                self.keys.feeds_due,
+                self.keys.feed_health(url),
+                self.keys.feed_validators(url),
+            ],
+            args=[token, int(ttl * 1000), url, "any" if now is None else repr(now)],
+        )
+        if int(reply[0]) != 1:
+            return None
+        etag, modified = [*reply[2:], None, None][:2]  # trailing nils may be dropped
+        return Lease(url, token, bool(int(reply[1])), text(etag), text(modified))
+
     def release(self, url: str, token: str) -> bool:
         """Give the lease back; only its owner's token deletes it."""
         return int(self._release(keys=[self.keys.feed_lease(url)], args=[token])) == 1
+
+    def queue_release(self, pipe: Any, lease: Lease) -> None:
+        """Queue the release of ``lease`` on ``pipe`` (EVALSHA: the script must be loaded;
+        ``release`` loads it, and is the fallback when the pipeline says NOSCRIPT)."""
+        pipe.evalsha(self._release.sha, 1, self.keys.feed_lease(lease.url), lease.token)
 
     # -- health --
     def record_success(
@@ -139,26 +187,45 @@ class Schedule:
         marker is set with HSETNX after the poll's events are appended, so two
         watchers cannot both skip the baseline.
         """
-        key = self.keys.feed_health(feed.url)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(key, "first_ok", iso(now))
-            fields: dict[Any, Any] = {
-                "url": feed.url,
-                "name": feed.name,
-                "last_ok": iso(now),
-                "last_poll": iso(now),
-                "failures": 0,
-                "next_due": iso(next_due),
-                "last_status": status,
-                "last_poll_seconds": round(seconds, 3),
-            }
-            if items is not None:
-                fields["items_seen"] = items
-            pipe.hset(key, mapping=fields)
-            pipe.hincrby(key, "events_total", events)
-            pipe.zadd(self.keys.feeds_due, {feed.url: next_due})
+            self.queue_success(
+                pipe, feed, now=now, next_due=next_due, status=status, items=items,
+                events=events, seconds=seconds,
+            )  # fmt: skip
             first = pipe.execute()[0]
         return bool(first)
+
+    def queue_success(
+        self,
+        pipe: Any,
+        feed: FeedSettings,
+        *,
+        now: float,
+        next_due: float,
+        status: int,
+        items: int | None,
+        events: int,
+        seconds: float,
+    ) -> None:
+        """Queue ``record_success``'s writes on the caller's MULTI ``pipe`` (its first
+        reply is the HSETNX telling a first success)."""
+        key = self.keys.feed_health(feed.url)
+        pipe.hsetnx(key, "first_ok", iso(now))
+        fields: dict[Any, Any] = {
+            "url": feed.url,
+            "name": feed.name,
+            "last_ok": iso(now),
+            "last_poll": iso(now),
+            "failures": 0,
+            "next_due": iso(next_due),
+            "last_status": status,
+            "last_poll_seconds": round(seconds, 3),
+        }
+        if items is not None:
+            fields["items_seen"] = items
+        pipe.hset(key, mapping=fields)
+        pipe.hincrby(key, "events_total", events)
+        pipe.zadd(self.keys.feeds_due, {feed.url: next_due})
 
     def record_failure(
         self,

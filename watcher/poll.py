@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sorawatch import metrics
@@ -31,10 +32,9 @@ from sorawatch.errors import FeedError, FetchError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings
-from sorawatch.store import text
-from watcher.detect import Classifier, change_job, detect, load_seen, save_seen
+from watcher.detect import Classifier, Seen, change_job, detect, load_seen, queue_save_seen
 from watcher.fetch import FetchResult, Validators, fetch
-from watcher.health import Schedule, jittered
+from watcher.health import Lease, Schedule, jittered
 from watcher.normalise import normalise
 from watcher.parse import parse
 
@@ -116,22 +116,23 @@ class Poller:
         Returns ``busy`` when another watcher holds the lease. Feed errors are
         recorded in health and returned, never raised; a Redis outage is raised.
         """
-        token = self.schedule.claim(
+        lease = self.schedule.claim_poll(
             feed.url, self.settings.watcher.lease, None if force else self.clock()
         )
-        if token is None:
+        if lease is None:
             return PollOutcome(feed.url, feed.name, "busy")
         try:
-            return self._poll(feed)
+            return self._poll(feed, lease)
         finally:
-            with contextlib.suppress(*REDIS_DOWN):  # the lease expires by itself
-                self.schedule.release(feed.url, token)
+            if not lease.released:
+                with contextlib.suppress(*REDIS_DOWN):  # the lease expires by itself
+                    self.schedule.release(feed.url, lease.token)
 
-    def _poll(self, feed: FeedSettings) -> PollOutcome:
+    def _poll(self, feed: FeedSettings, lease: Lease) -> PollOutcome:
         started = time.monotonic()
         now = self.clock()
         try:
-            return self._fetch_and_detect(feed, now, started)
+            return self._fetch_and_detect(feed, lease, now, started)
         except FeedError as exc:
             return self._failed(feed, now, started, exc)
         except REDIS_DOWN:
@@ -143,16 +144,16 @@ class Poller:
             )
             return self._failed(feed, now, started, error)
 
-    def _fetch_and_detect(self, feed: FeedSettings, now: float, started: float) -> PollOutcome:
+    def _fetch_and_detect(
+        self, feed: FeedSettings, lease: Lease, now: float, started: float
+    ) -> PollOutcome:
         watcher = self.settings.watcher
-        baseline = not self.schedule.has_succeeded(feed.url)
+        baseline = not lease.succeeded
         # Without a completed poll behind us, a 304 would leave nothing recorded.
-        validators = None if baseline else self._validators(feed.url)
+        validators = None if baseline else Validators(lease.etag, lease.last_modified)
         result = fetch(self.client, feed.url, watcher, validators)
         if result.not_modified:
-            self._succeeded(
-                feed, now, started, result, items=None, events=0, outcome="not_modified"
-            )
+            self._succeeded(feed, lease, now, started, result, outcome="not_modified")
             return PollOutcome(
                 feed.url, feed.name, "not_modified", seconds=time.monotonic() - started
             )
@@ -160,17 +161,18 @@ class Poller:
         if parsed.warning:
             log.info("feed %s: not well-formed, read anyway: %s", feed.url, parsed.warning)
         items = [normalise(e, feed, parsed, result.final_url) for e in parsed.entries]
-        metrics.incr(self.redis, self.keys, "items_parsed_total", len(items))
-        seen = load_seen(self.redis, self.keys, feed.url, items)
-        found = detect(feed.url, items, seen, self.classifier, baseline=baseline)
+        memory = load_seen(self.redis, self.keys, feed.url, items)
+        found = detect(feed.url, items, memory.seen, self.classifier, baseline=baseline)
         appended = 0
         for i in range(0, len(found.events), APPEND_CHUNK):
             chunk = found.events[i : i + APPEND_CHUNK]
             results = self.log.append_many([(e, [change_job(e)]) for e in chunk])
             appended += sum(1 for r in results if r.new)
-        save_seen(self.redis, self.keys, feed.url, found.updates)
-        self._save_validators(feed.url, result.validators)
-        self._succeeded(feed, now, started, result, items=len(items), events=appended, outcome="ok")
+        # Only now, with the events appended: item state, validators, health (in one MULTI).
+        self._succeeded(
+            feed, lease, now, started, result, outcome="ok", items=len(items), events=appended,
+            seen=(found.updates, memory.stale),
+        )  # fmt: skip
         if appended:
             log.info(
                 "feed %s: %d items, %d new events%s",
@@ -192,27 +194,38 @@ class Poller:
     def _succeeded(
         self,
         feed: FeedSettings,
+        lease: Lease,
         now: float,
         started: float,
         result: FetchResult,
         *,
-        items: int | None,
-        events: int,
         outcome: str,
+        items: int | None = None,
+        events: int = 0,
+        seen: tuple[dict[str, Seen], list[bytes]] | None = None,
     ) -> None:
+        """Record a good poll and release the lease, in one round trip: item state and
+        validators (after a 200), health, the next due time, metrics."""
         interval = feed.interval or self.settings.watcher.interval
         seconds = time.monotonic() - started
-        self.schedule.record_success(
-            feed,
-            now=now,
-            next_due=now + jittered(interval, self.settings.watcher.jitter, self.rng),
-            status=result.status,
-            items=items,
-            events=events,
-            seconds=seconds,
-        )
-        metrics.incr(self.redis, self.keys, "polls_total", outcome=outcome)
-        metrics.observe(self.redis, self.keys, "poll_seconds", seconds)
+        with self.redis.pipeline(transaction=True) as pipe:
+            if seen is not None:
+                queue_save_seen(pipe, self.keys, feed.url, *seen)
+                self._queue_validators(pipe, feed.url, result.validators)
+                metrics.incr(pipe, self.keys, "items_parsed_total", items or 0)
+            self.schedule.queue_success(
+                pipe, feed, now=now, status=result.status, items=items, events=events,
+                next_due=now + jittered(interval, self.settings.watcher.jitter, self.rng),
+                seconds=seconds,
+            )  # fmt: skip
+            metrics.incr(pipe, self.keys, "polls_total", outcome=outcome)
+            metrics.observe(pipe, self.keys, "poll_seconds", seconds)
+            self.schedule.queue_release(pipe, lease)
+            try:
+                pipe.execute()
+            except NoScriptError:  # Redis lost its scripts: all but the release was done
+                self.schedule.release(feed.url, lease.token)
+        lease.released = True
 
     def _failed(
         self, feed: FeedSettings, now: float, started: float, exc: FeedError
@@ -238,19 +251,16 @@ class Poller:
             feed.url, feed.name, "error", error=exc.reason, kind=exc.kind, seconds=seconds
         )
 
-    def _validators(self, url: str) -> Validators:
-        raw = self.redis.hmget(self.keys.feed_validators(url), ["etag", "last_modified"])
-        return Validators(etag=text(raw[0]), last_modified=text(raw[1]))
-
-    def _save_validators(self, url: str, validators: Validators) -> None:
+    def _queue_validators(self, pipe: Any, url: str, validators: Validators) -> None:
         key = self.keys.feed_validators(url)
-        values = {"etag": validators.etag, "last_modified": validators.last_modified}
-        with self.redis.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            kept: dict[Any, Any] = {k: v for k, v in values.items() if v}
-            if kept:
-                pipe.hset(key, mapping=kept)
-            pipe.execute()
+        pipe.delete(key)
+        kept: dict[Any, Any] = {
+            k: v
+            for k, v in (("etag", validators.etag), ("last_modified", validators.last_modified))
+            if v
+        }
+        if kept:
+            pipe.hset(key, mapping=kept)
 
     def run_pass(
         self,
