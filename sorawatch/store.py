@@ -7,6 +7,8 @@ bytes client and decodes what it reads.
 from __future__ import annotations
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
 from redis.retry import Retry
@@ -32,6 +34,25 @@ def connect(settings: Settings, *, retries: int = 8) -> Redis:
         socket_connect_timeout=5,
         socket_keepalive=True,
         health_check_interval=30,
+    )
+
+
+def connect_async(settings: Settings, *, retries: int = 8) -> AsyncRedis:
+    """An asyncio client for the same URL, with the same retries and backoff, for
+    Redis writes made from inside an event loop (a blocking call there stalls every
+    coroutine). One connection, no pool: its callers write one command at a time.
+    Build it inside the loop that uses it, and ``await client.aclose()``.
+    Raises SettingsError when no URL is configured."""
+    if not settings.redis.url:
+        raise SettingsError("redis.url: not set (set SORAWATCH_REDIS_URL, or use `sorawatch run`)")
+    retry = AsyncRetry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries)
+    return AsyncRedis.from_url(
+        settings.redis.url,
+        retry=retry,
+        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        single_connection_client=True,
     )
 
 

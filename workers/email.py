@@ -20,7 +20,7 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from sorawatch import metrics, render
+from sorawatch import metrics, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, job_id, queue
 from sorawatch.keys import digest
@@ -30,6 +30,7 @@ from sorawatch.tokens import Tokens, signing_secret
 from workers import mail, runtime
 from workers.mail.base import Mailer, RawMessage, SendResult
 from workers.mail.template import MailTemplate
+from workers.marks import SentMarks
 from workers.retry import Batch, Outcome, finish
 
 # Letters only, so HTML escaping leaves it intact and it cannot occur in a template.
@@ -161,16 +162,25 @@ async def send_batch(
             templates[sub.lang] = _template(settings, render_alert(alert, sub.lang, public_url))
         jobs.append((email, _message(settings, templates[sub.lang], tokens, alert_id, email)))
 
+    marks = SentMarks(store.connect_async(settings), keys, alert_id, "email")
+    # Sent but not yet marked is what a SIGKILL would send twice: at most twice the
+    # connections, so sends overlap the (grouped) mark writes but cannot run ahead of them.
+    in_flight = asyncio.Semaphore(2 * settings.smtp.concurrency)
+
     async def one(email: str, message: EmailMessage | RawMessage) -> Outcome:
-        result = await mailer.send(message)
-        if result.ok:
-            ledger.mark_sent(redis, keys, alert_id, "email", email)
+        async with in_flight:
+            result = await mailer.send(message)
+            if result.ok:
+                await marks.mark(email)
         return _outcome(result)
 
     try:
         outcomes += await asyncio.gather(*(one(e, m) for e, m in jobs))
     finally:
-        await mailer.close()
+        try:
+            await mailer.close()
+        finally:
+            await marks.client.aclose()
     return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
 
 

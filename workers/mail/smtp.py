@@ -82,7 +82,9 @@ class SmtpMailer:
         a refusal, a timeout or a lost connection: those are results."""
         recipient = recipient_of(message)
         try:
-            return await asyncio.wait_for(self._send(message, recipient), self.settings.deadline)
+            # asyncio.timeout, not wait_for: no extra task per message.
+            async with asyncio.timeout(self.settings.deadline):
+                return await self._send(message, recipient)
         except TimeoutError:
             return SendResult(recipient, False, error=f"no answer within {self.settings.deadline}s")
 
