@@ -4,6 +4,7 @@ a slow real SMTP server, and readings of what arrived versus what Redis marked s
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from rq import Worker as RqWorker
 
 from sorawatch.events import Event, EventLog, Job, queue
 from sorawatch.projections import apply, ledger, subscribers, webhooks
+from tests.faults.procs import wait_for
 from tests.http_receiver import HttpReceiver
 from tests.smtp_server import Recorder, SmtpServer
 from tests.workers.delivery_helpers import alert_record
@@ -27,13 +29,27 @@ class SlowRecorder(Recorder):
     still sending when the test kills its worker."""
 
     pause: float = 0.0
+    # When each DATA still being handled began (a killed client's included: the server
+    # goes on and accepts its message after the pause).
+    handling: dict[int, float] = field(default_factory=dict)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.pause:
-            import asyncio
+        with self.lock:
+            self.handling[id(envelope)] = time.monotonic()
+        try:
+            if self.pause:
+                import asyncio
 
-            await asyncio.sleep(self.pause)
-        return await super().handle_DATA(server, session, envelope)
+                await asyncio.sleep(self.pause)
+            return await super().handle_DATA(server, session, envelope)
+        finally:
+            with self.lock:
+                self.handling.pop(id(envelope), None)
+
+    def begun_before(self, moment: float) -> bool:
+        """Whether a DATA that began before ``moment`` is still being handled."""
+        with self.lock:
+            return any(started <= moment for started in self.handling.values())
 
 
 class SlowSmtp(SmtpServer):
@@ -83,6 +99,12 @@ def note_orphans(world: World, smtp: SlowSmtp, rx: HttpReceiver) -> int:
     while the killed worker was between the server's answer and its mark). These are
     the only messages a re-run may send again. Returns how many were added."""
     redis, keys = world.log.redis, world.log.keys
+    # A message the killed worker was sending when it died is still accepted by the
+    # server after its pause: wait for those, or they would look like duplicates later.
+    killed_at = time.monotonic()
+    recorder = smtp.recorder
+    assert isinstance(recorder, SlowRecorder)
+    wait_for(lambda: not recorder.begun_before(killed_at), 30, "the server's DATA in flight")
     got_mail = set(smtp.recipient_counts())
     got_hooks = {world.hooks[r.path][0] for r in rx.requests if r.path in world.hooks}
     # Read the servers first, then the marks: a message the live worker marks in between
