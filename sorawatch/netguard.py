@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -132,12 +133,22 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport with its connection pool on a ``GuardedBackend``."""
+    """httpx's transport with its connection pool on a ``GuardedBackend``.
 
-    def __init__(self, allow_private: bool, max_connections: int = 100) -> None:
-        super().__init__(trust_env=False)
+    ``ssl_context``: one to share between transports (building one loads the CA
+    bundle, tens of milliseconds); a new default context when None."""
+
+    def __init__(
+        self,
+        allow_private: bool,
+        max_connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        # Given the context, httpx's own (replaced) pool does not load the CA bundle again.
+        super().__init__(verify=context, trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=context,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=5.0,

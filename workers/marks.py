@@ -58,7 +58,8 @@ class SentMarks:
                     else:
                         async with self.client.pipeline(transaction=False) as pipe:
                             pipe.hset(self.key, mapping=fields)  # type: ignore[arg-type]
-                            pipe.expire(self.key, ledger.SENT_MARK_TTL)
+                            if not self._expiring:
+                                pipe.expire(self.key, ledger.SENT_MARK_TTL)
                             if forget:
                                 pipe.delete(*forget)
                             await pipe.execute()

@@ -137,6 +137,11 @@ def get(redis: Redis, keys: Keys, webhook_id: str) -> Webhook | None:
     return Webhook.from_dict(raw) if raw else None
 
 
+def record_key(keys: Keys, webhook_id: str) -> str:
+    """Where a webhook's record is (for batch reads in one pipeline)."""
+    return f"{_ns(keys)}:w:{webhook_id}"
+
+
 def list_all(redis: Redis, keys: Keys) -> list[Webhook]:
     """Every registered webhook (active or disabled), oldest first."""
     ids = [text(i) for i in redis.zrange(f"{_ns(keys)}:all", 0, -1)]
