@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from sorawatch import render
+from workers.email import subject_for
 
 STATUSES = (
     "announced",
@@ -151,4 +152,6 @@ def test_first_status_and_foreign_news_headlines() -> None:
     assert render.headline(first, "ar") == "حالة سورا: متاح للجميع"
     news = alert(kind="news", before=None, after=None, title="Sora is out", sources=[])
     assert render.headline(news, "en") == "Sora is out"
-    assert render.headline(news, "ar") == "خبر عن سورا (بالإنجليزية): Sora is out"
+    assert render.headline(news, "ar") == "Sora is out (بالإنجليزية)"
+    subject = subject_for(news, "ar")
+    assert subject.count("خبر عن سورا") == 1, subject
