@@ -37,6 +37,12 @@ _SPACE = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ARABIC = re.compile(r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]")
 _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+# A URL canonical_url would return unchanged (lowercase http(s) host, no port, query,
+# fragment, params, whitespace or odd characters): most feed links, so they skip the
+# split, join and query parse. Anything else takes the general path.
+_CANONICAL = re.compile(
+    r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(/[A-Za-z0-9._~!$'()*+,=:@%/-]*)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,14 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if not url:
         return None
     url = url.strip()
+    plain = _CANONICAL.fullmatch(url)
+    if plain is not None:  # absolute, so ``base`` would not change it either
+        return url if plain.group(1) else url + "/"
+    return _canonical_url(url, base)
+
+
+def _canonical_url(url: str, base: str | None) -> str | None:
+    """canonical_url's general path (``url`` already stripped)."""
     if base:
         url = urljoin(base, url)
     try:
@@ -121,7 +135,9 @@ def plain_text(markup: str | None) -> str:
         parser.feed(markup)
         parser.close()
         markup = "".join(parser.parts)
-    text = unicodedata.normalize("NFKC", _CONTROL.sub("", markup))
+    text = _CONTROL.sub("", markup)
+    if not text.isascii():  # NFKC leaves ASCII as it is
+        text = unicodedata.normalize("NFKC", text)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -142,6 +158,8 @@ def item_key(guid: str | None, url: str | None, title: str) -> str:
 
 def script_lang(text: str) -> str:
     """``ar`` when Arabic letters make up a good share of ``text``, else ``en``."""
+    if text.isascii():
+        return "en"
     arabic = len(_ARABIC.findall(text))
     latin = len(_LATIN.findall(text))
     # Arabic news quotes Latin product names ("OpenAI Sora"); a third is plenty.
