@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+import feedparser.api
 from feedparser import CharacterEncodingOverride
 
 from sorawatch.errors import ParseError
@@ -30,6 +31,11 @@ _XML_STARTS = (b"<", b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")  # UTF-8, UTF
 _LATIN_FALLBACKS = ("windows-1252", "iso-8859-2")
 _MOSTLY = 5
 _MIN_ARABIC = 10
+# feedparser asks xml.sax for libxml2's SAX driver first, on every parse: a failed import
+# each time (a sys.path scan under the import lock, which the poll threads queue on: ~4%
+# of a cold pass under py-spy). Expat alone, which is also the parser whose entity
+# handling the module docstring describes, whatever happens to be installed.
+feedparser.api.PREFERRED_XML_PARSERS[:] = []
 _HTML_PAGE = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]", re.IGNORECASE)
 
 
