@@ -176,38 +176,45 @@ def _apply_results(redis: Redis, keys: Keys, event: Event) -> None:
     if not results:
         return
     current = redis.hmget(okey, [str(r["recipient"]) for r in results])
+    # One command per hash for the whole event (not three per recipient): every
+    # entry of an event has the same status, so each lands in or leaves the same hashes.
+    entries: dict[str, str] = {}
+    letters: dict[str, str] = {}
+    for result, raw in zip(results, current, strict=True):
+        recipient = str(result["recipient"])
+        previous = loads(raw) if raw is not None else None
+        if previous and previous.get("status") == "sent" and new_status != "sent":
+            continue  # a late failure report never un-sends a message
+        lid = letter_id(alert_id, channel, recipient)
+        entry = {
+            "id": lid,
+            "alert_id": alert_id,
+            "channel": channel,
+            "recipient": recipient,
+            "status": new_status,
+            "error": result.get("error"),
+            "attempt": result.get("attempt", 0),
+            "permanent": bool(result.get("permanent", False)),
+            "at": event.at,
+            "event": event.id,
+        }
+        if "webhook_id" in result:
+            entry["webhook_id"] = result["webhook_id"]
+        if "retry_at" in result:
+            entry["retry_at"] = result["retry_at"]
+        entries[recipient] = letters[lid] = dumps(entry)
+    if not entries:
+        return
     with redis.pipeline(transaction=True) as pipe:
-        for result, raw in zip(results, current, strict=True):
-            recipient = str(result["recipient"])
-            previous = loads(raw) if raw is not None else None
-            if previous and previous.get("status") == "sent" and new_status != "sent":
-                continue  # a late failure report never un-sends a message
-            lid = letter_id(alert_id, channel, recipient)
-            entry = {
-                "id": lid,
-                "alert_id": alert_id,
-                "channel": channel,
-                "recipient": recipient,
-                "status": new_status,
-                "error": result.get("error"),
-                "attempt": result.get("attempt", 0),
-                "permanent": bool(result.get("permanent", False)),
-                "at": event.at,
-                "event": event.id,
-            }
-            if "webhook_id" in result:
-                entry["webhook_id"] = result["webhook_id"]
-            if "retry_at" in result:
-                entry["retry_at"] = result["retry_at"]
-            pipe.hset(okey, recipient, dumps(entry))
-            if new_status == "abandoned":
-                pipe.hset(_dead_key(keys), lid, dumps(entry))
-            else:
-                pipe.hdel(_dead_key(keys), lid)
-            if new_status == "failed":
-                pipe.hset(_pending_key(keys), lid, dumps(entry))
-            else:
-                pipe.hdel(_pending_key(keys), lid)
+        pipe.hset(okey, mapping=entries)  # type: ignore[arg-type]
+        if new_status == "abandoned":
+            pipe.hset(_dead_key(keys), mapping=letters)  # type: ignore[arg-type]
+        else:
+            pipe.hdel(_dead_key(keys), *letters)
+        if new_status == "failed":
+            pipe.hset(_pending_key(keys), mapping=letters)  # type: ignore[arg-type]
+        else:
+            pipe.hdel(_pending_key(keys), *letters)
         pipe.execute()
 
 
