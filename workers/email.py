@@ -163,19 +163,31 @@ async def send_batch(
         jobs.append((email, _message(settings, templates[sub.lang], tokens, alert_id, email)))
 
     marks = SentMarks(store.connect_async(settings), keys, alert_id, "email")
-    # Sent but not yet marked is what a SIGKILL would send twice: at most twice the
-    # connections, so sends overlap the (grouped) mark writes but cannot run ahead of them.
-    in_flight = asyncio.Semaphore(2 * settings.smtp.concurrency)
+    # smtp.concurrency lanes, each sending one message after another on its own
+    # connection (no task or semaphore hand-off per message). A lane sends its next
+    # message while the previous one's mark is written, and waits for that mark before
+    # a third: sent-but-unmarked (what a SIGKILL would send twice) stays at most two
+    # messages per lane.
+    waiting = list(reversed(jobs))
 
-    async def one(email: str, message: EmailMessage | RawMessage) -> Outcome:
-        async with in_flight:
+    async def lane() -> list[Outcome]:
+        done: list[Outcome] = []
+        marking: asyncio.Future[None] | None = None
+        while waiting:
+            email, message = waiting.pop()
             result = await mailer.send(message)
-            if result.ok:
-                await marks.mark(email)
-        return _outcome(result)
+            if marking is not None:
+                await marking
+            marking = marks.add(email) if result.ok else None
+            done.append(_outcome(result))
+        if marking is not None:
+            await marking
+        return done
 
     try:
-        outcomes += await asyncio.gather(*(one(e, m) for e, m in jobs))
+        lanes = min(settings.smtp.concurrency, len(jobs))
+        for sent in await asyncio.gather(*(lane() for _ in range(lanes))):
+            outcomes += sent
     finally:
         try:
             await mailer.close()

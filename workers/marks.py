@@ -39,13 +39,18 @@ class SentMarks:
         """Mark ``recipient`` sent (and delete the keys in ``forget`` in the same write);
         returns once that is in Redis. Raises what the Redis client raises after its
         retries (the batch job then fails and RQ re-runs it)."""
+        await self.add(recipient, forget)
+
+    def add(self, recipient: str, forget: Iterable[str] = ()) -> asyncio.Future[None]:
+        """Start marking ``recipient`` sent; the future is done once the mark is in
+        Redis (or holds the error). For a caller that sends its next message meanwhile."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._fields[recipient] = utcnow()
         self._forget.update(forget)
         self._waiters.append(waiter)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write())
-        await waiter
+        return waiter
 
     async def _write(self) -> None:
         try:
