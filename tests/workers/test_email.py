@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
@@ -29,12 +28,6 @@ from tests.workers.delivery_helpers import (
 from workers import email as email_jobs
 from workers import mail
 from workers.fanout import fan_out
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from click.testing import CliRunner
 from redis import Redis
 
@@ -25,12 +23,6 @@ from tests.workers.delivery_helpers import (
     with_smtp,
 )
 from workers.fanout import fan_out
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
 
 
 def snapshot(redis: Redis, settings: Settings) -> dict[str, object]:

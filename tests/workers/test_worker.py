@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ from tests.smtp_server import SmtpServer
 from tests.workers.delivery_helpers import events_of, keys_of, raise_alert, subscribe
 
 pytestmark = pytest.mark.fault
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
 
 
 def write_config(path: Path, settings: Settings, smtp_port: int | None) -> Path:
