@@ -83,10 +83,10 @@ def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 def confirm(request: Request, token: str) -> Response:
     """Complete the double opt-in (``subscriber.confirmed``) and say so."""
-    email = _verify(request, "confirm", token)
-    if email is None:
-        return _bad_link(request, page_lang(request))
-    lang = _lang_for(request, email)
+    holder = _holder(request, "confirm", token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
     sub = subscribers.confirm(request.app.state.log, email)
     if sub is None:
         return _gone(request, lang)
@@ -106,10 +106,10 @@ def confirm(request: Request, token: str) -> Response:
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
 def unsubscribe_page(request: Request, token: str) -> Response:
     """A page with the unsubscribe button; a GET never unsubscribes (mail scanners follow links)."""
-    email = _verify(request, "unsubscribe", token)
-    if email is None:
-        return _bad_link(request, page_lang(request))
-    lang = _lang_for(request, email)
+    holder = _holder(request, "unsubscribe", token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
     return page(
         request,
         "unsubscribe.html",
@@ -132,10 +132,10 @@ async def unsubscribe(request: Request, token: str) -> Response:
 
 
 def _unsubscribe(request: Request, token: str) -> Response:
-    email = _verify(request, "unsubscribe", token)
-    if email is None:
-        return _bad_link(request, page_lang(request))
-    lang = _lang_for(request, email)
+    holder = _holder(request, "unsubscribe", token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
     subscribers.unsubscribe(request.app.state.log, email)
     return page(
         request,
@@ -149,10 +149,10 @@ def _unsubscribe(request: Request, token: str) -> Response:
 @router.get("/preferences/{token}", response_class=HTMLResponse)
 def preferences_page(request: Request, token: str) -> Response:
     """The preferences form (language, topics, kinds) behind a preferences token."""
-    email = _verify(request, "preferences", token)
-    if email is None:
-        return _bad_link(request, page_lang(request))
-    lang = _lang_for(request, email)
+    holder = _holder(request, "preferences", token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
     sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
     if sub is None or sub.status == "unsubscribed":
         return _gone(request, lang)
@@ -169,10 +169,10 @@ async def save_preferences(request: Request, token: str) -> Response:
 
 
 def _save(request: Request, token: str, values: dict[str, Any]) -> Response:
-    email = _verify(request, "preferences", token)
-    if email is None:
-        return _bad_link(request, page_lang(request))
-    lang = _lang_for(request, email)
+    holder = _holder(request, "preferences", token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
     try:
         sub = subscribers.update(
             request.app.state.log, email, values["lang"], values["topics"], values["kinds"]
@@ -278,11 +278,14 @@ def _lang_for(request: Request, email: str) -> str:
     return page_lang(request)
 
 
-def _verify(request: Request, purpose: str, token: str) -> str | None:
+def _holder(request: Request, purpose: str, token: str) -> tuple[str, str] | Response:
+    """The address a ``purpose`` token was signed for and the page language for it, or
+    the "bad link" page (in the browser's language) when the token does not verify."""
     try:
-        return tokens(request.app).verify(purpose, token)
+        email = tokens(request.app).verify(purpose, token)
     except TokenError:
-        return None
+        return _bad_link(request, page_lang(request))
+    return email, _lang_for(request, email)
 
 
 def _link(request: Request, purpose: str, email: str, lang: str) -> str:
