@@ -6,6 +6,8 @@ bytes client and decodes what it reads.
 
 from __future__ import annotations
 
+from typing import Any
+
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -24,17 +26,9 @@ def connect(settings: Settings, *, retries: int = 8) -> Redis:
     Redis restart of a few seconds is survived without anyone restarting us.
     Raises SettingsError when no URL is configured.
     """
-    if not settings.redis.url:
-        raise SettingsError("redis.url: not set (set SORAWATCH_REDIS_URL, or use `sorawatch run`)")
+    url, options = _options(settings)
     retry = Retry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries)
-    return Redis.from_url(
-        settings.redis.url,
-        retry=retry,
-        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=30,
-    )
+    return Redis.from_url(url, retry=retry, health_check_interval=30, **options)
 
 
 def connect_async(settings: Settings, *, retries: int = 8) -> AsyncRedis:
@@ -43,17 +37,20 @@ def connect_async(settings: Settings, *, retries: int = 8) -> AsyncRedis:
     coroutine). One connection, no pool: its callers write one command at a time.
     Build it inside the loop that uses it, and ``await client.aclose()``.
     Raises SettingsError when no URL is configured."""
+    url, options = _options(settings)
+    retry = AsyncRetry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries)
+    return AsyncRedis.from_url(url, retry=retry, single_connection_client=True, **options)
+
+
+def _options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """The URL and the connection options both clients share; SettingsError without a URL."""
     if not settings.redis.url:
         raise SettingsError("redis.url: not set (set SORAWATCH_REDIS_URL, or use `sorawatch run`)")
-    retry = AsyncRetry(ExponentialWithJitterBackoff(cap=5.0, base=0.1), retries)
-    return AsyncRedis.from_url(
-        settings.redis.url,
-        retry=retry,
-        retry_on_error=[ConnectionError, TimeoutError, BusyLoadingError],
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        single_connection_client=True,
-    )
+    return settings.redis.url, {
+        "retry_on_error": [ConnectionError, TimeoutError, BusyLoadingError],
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+    }
 
 
 def text(value: bytes | str | None) -> str | None:
