@@ -11,10 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 from redis import Redis
@@ -24,6 +21,7 @@ from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import alerts, ledger, subscribers, webhooks
 from sorawatch.tokens import Tokens
+from tests.faults.news import rss
 from tests.http_receiver import HttpReceiver
 from tests.smtp_server import SmtpServer
 from tests.watcher.feedserver import FeedServer, Route
@@ -32,21 +30,6 @@ pytestmark = pytest.mark.slow
 
 PREFIX = "e2e"
 SECRET = "e2e-secret"
-NOW = format_datetime(datetime.now(UTC))
-
-
-def rss(items: list[tuple[str, str, str]], lang: str = "en") -> bytes:
-    """An RSS 2.0 feed of (title, link, description) items, published now."""
-    entries = "".join(
-        f"<item><title>{escape(t)}</title><link>{escape(u)}</link><guid>{escape(u)}</guid>"
-        f"<description>{escape(d)}</description><pubDate>{NOW}</pubDate></item>"
-        for t, u, d in items
-    )
-    return (
-        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Feed</title>'
-        f"<link>https://outlet.example.test/</link><description>x</description>"
-        f"<language>{lang}</language>{entries}</channel></rss>"
-    ).encode()
 
 
 WEATHER = ("Weather: sunny week ahead", "https://outlet.example.test/weather", "Sun all week.")

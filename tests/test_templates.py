@@ -7,19 +7,8 @@ from typing import Any
 import pytest
 
 from sorawatch import render
+from watcher.lexicon import STATUSES
 from workers.email import subject_for
-
-STATUSES = (
-    "announced",
-    "research_preview",
-    "limited_access",
-    "delayed",
-    "released",
-    "new_version",
-    "expanded",
-    "paused",
-    "discontinued",
-)
 
 
 def alert(**changes: Any) -> dict[str, Any]:
