@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from sorawatch.errors import FetchError
+from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import WatcherSettings
 from watcher.deadline import bounded_transport, until
 
@@ -181,22 +180,6 @@ def _status_error(url: str, response: httpx.Response) -> FetchError:
     return FetchError(
         url, f"HTTP {status} {reason}{extra}", kind="http", status=status, retry_after=retry_after
     )
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _read_capped(url: str, response: httpx.Response, cap: int, deadline: float) -> bytes:

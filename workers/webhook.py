@@ -18,7 +18,6 @@ import json
 import ssl
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -31,6 +30,7 @@ from sorawatch.events import EventLog, utcnow
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, ledger, webhooks
 from sorawatch.projections._common import epoch, loads, text
+from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
 from workers import runtime
 from workers.marks import SentMarks
@@ -94,22 +94,6 @@ def sign(secret: str, msg_id: str, body: str, when: datetime) -> dict[str, str]:
     }
 
 
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 async def post_one(
     client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str]
 ) -> Outcome:
@@ -135,7 +119,7 @@ async def post_one(
         return Outcome(url, True, extra=extra)
     error = f"HTTP {code}"
     if code == 429 or code >= 500 or code == 408:
-        wait = retry_after(response.headers.get("retry-after"))
+        wait = parse_retry_after(response.headers.get("retry-after"))
         return Outcome(url, False, error=error, retry_after=wait, extra=extra)
     return Outcome(url, False, error=error, permanent=True, extra=extra)
 

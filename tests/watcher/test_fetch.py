@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from sorawatch.errors import FetchError
+from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
 from tests.redis_server import free_port
 from tests.watcher.feedserver import FeedServer, Route, recorded
-from watcher.fetch import Validators, fetch, parse_retry_after
+from watcher.fetch import Validators, fetch
 
 RSS = recorded("rss2_en.xml")
 
