@@ -60,6 +60,7 @@ MEANINGS: dict[str, str] = {
     "workers.batch_size": "Recipients per delivery job.",
     "workers.window_days": "Days within which copies of a story or event are merged into one alert.",
     "workers.retry_schedule": "Seconds before each email attempt; after the last one the delivery is abandoned (a dead letter).",
+    "workers.confirm_headline": "Confirm a change on one report whose headline states it without hedging (otherwise a first-party source or a second independent publisher is needed).",
     "workers.max_age_days": "Items published more than this many days before they were first seen are recorded as evidence but raise no alert.",
     "log.level": "DEBUG, INFO, WARNING or ERROR (also `--log-level`).",
     "log.json": "Log one JSON object per line instead of human lines (also `--log-json`).",

@@ -184,6 +184,8 @@ def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
             }
         return "pricing", {"plan": plan, "price": price(after, lang)}
     partner = str(after.get("partner") or after.get("name") or "")
+    if after.get("active") is False:
+        return "partnership_ended", {"partner": partner}
     return "partnership", {"partner": partner}
 
 
@@ -199,24 +201,47 @@ def _source_title(alert: Mapping[str, Any], lang: str) -> str:
     return title
 
 
+# Alert kinds that tell changes (``news`` tells a source's headline).
+CHANGE_KINDS = ("change", "story", "update", "early")
+
+
 def headline(alert: Mapping[str, Any], lang: str) -> str:
-    """One line for a subject or a title: "Sora status: Research preview → Released";
-    a ``news`` alert (or one whose facts do not say enough) is its source's title."""
-    if alert.get("kind") == "change" and alert.get("after"):
+    """One line for a subject or a title: "Sora status: Research preview → Released",
+    naming a story's most important change (an update or an unconfirmed report says
+    so first); a ``news`` alert (or one whose facts do not say enough) is its source's
+    title."""
+    if alert.get("kind") in CHANGE_KINDS and alert.get("after"):
         name, values = _fields(alert, lang)
         if all(values.values()):
-            return phrase(f"headline.{name}", lang, **values)
+            line = phrase(f"headline.{name}", lang, **values)
+            if alert.get("kind") in ("update", "early"):
+                line = phrase(f"headline.{alert['kind']}", lang, line=line)
+            return line
     return _source_title(alert, lang)
+
+
+def _change_sentence(change: Mapping[str, Any], lang: str) -> str:
+    name, values = _fields(change, lang)
+    if not all(values.values()):
+        return ""
+    sentence = phrase(f"summary.{name}", lang, **values)
+    where = (change.get("after") or {}).get("where") if change.get("topic") == "status" else None
+    if where:
+        sentence += " " + phrase(
+            "summary.where", lang, places=("، " if lang == "ar" else ", ").join(where)
+        )
+    return sentence
 
 
 def summary(alert: Mapping[str, Any], lang: str) -> str:
     """A sentence or two: what changed and who reported it (news: the source's summary)."""
     publishers = _publishers(alert.get("sources") or (), lang)
     reported = phrase("summary.reported_by", lang, sources=publishers) if publishers else ""
-    if alert.get("kind") == "change" and alert.get("after"):
-        name, values = _fields(alert, lang)
-        if all(values.values()):
-            return " ".join(p for p in (phrase(f"summary.{name}", lang, **values), reported) if p)
+    if alert.get("kind") in CHANGE_KINDS and alert.get("after"):
+        changes = alert.get("changes") or [alert]
+        told = [s for s in (_change_sentence(c, lang) for c in changes) if s]
+        if told:
+            return " ".join([*told, reported] if reported else told)
     text = str(alert.get("summary") or "").strip()
     if alert.get("title_lang") not in (None, lang):
         # The feed's summary is in the other language: say who reported it instead.

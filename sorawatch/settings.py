@@ -105,6 +105,7 @@ class WorkerSettings:
         default_factory=lambda: [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
     )
     max_age_days: int = field(default=30, metadata=_range(1, 3650))
+    confirm_headline: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class FeedSettings:
     name: str
     lang: str | None = field(default=None, metadata=_choice(*LANGS))
     interval: int | None = field(default=None, metadata=_range(10, 86400 * 7))
+    trust: str = field(default="press", metadata=_choice("press", "official"))
 
 
 @dataclass(frozen=True, slots=True)

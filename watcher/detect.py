@@ -115,10 +115,12 @@ def detect(
     *,
     baseline: bool,
     today: int | None = None,
+    official: bool = False,
 ) -> Detection:
     """Compare ``items`` with ``seen`` and build the events for relevant new or revised items.
 
-    Events come out oldest first (feeds list newest first). Writes nothing.
+    Events come out oldest first (feeds list newest first). ``official``: the feed is a
+    first-party source (its reports confirm a change alone). Writes nothing.
     """
     day = today if today is not None else int(time.time() // 86400)
     out = Detection()
@@ -139,7 +141,11 @@ def detect(
             out.updates[item.key] = Seen(item.content_hash, event_hash, day)
             continue
         previous = before.event_hash if before else None
-        out.events.append(item_event(feed_url, item, verdict, baseline=baseline, previous=previous))
+        out.events.append(
+            item_event(
+                feed_url, item, verdict, baseline=baseline, previous=previous, official=official
+            )
+        )
         out.updates[item.key] = Seen(item.content_hash, item.content_hash, day)
     return out
 
@@ -151,6 +157,7 @@ def item_event(
     *,
     baseline: bool,
     previous: str | None,
+    official: bool = False,
 ) -> Event:
     """``item.seen`` (or ``item.revised`` when an earlier version was an event).
 
@@ -171,6 +178,8 @@ def item_event(
         "topics": list(verdict.topics),
         "facts": dict(verdict.facts),
     }
+    if official:
+        data["official"] = True
     if previous is not None and previous != item.content_hash:
         data["previous_hash"] = previous
         return Event.new("item.revised", data, feed_url, item.key, item.content_hash)

@@ -162,7 +162,10 @@ class Poller:
             log.info("feed %s: not well-formed, read anyway: %s", feed.url, parsed.warning)
         items = [normalise(e, feed, parsed, result.final_url) for e in parsed.entries]
         memory = load_seen(self.redis, self.keys, feed.url, items)
-        found = detect(feed.url, items, memory.seen, self.classifier, baseline=baseline)
+        found = detect(
+            feed.url, items, memory.seen, self.classifier, baseline=baseline,
+            official=feed.trust == "official",
+        )  # fmt: skip
         appended = 0
         for i in range(0, len(found.events), APPEND_CHUNK):
             chunk = found.events[i : i + APPEND_CHUNK]

@@ -6,13 +6,18 @@ workers) it:
 
 1. files the item under a story: a new one (``story.started``) or an earlier one
    (``story.merged`` with ``level`` item|story|event, see ``workers.dedupe``);
-2. folds its facts into the state (``workers.state.fold``): each change is a
-   ``state.changed`` event;
-3. raises alerts: a ``change`` alert per state change, and a ``news`` alert per
-   topic for the first story of an event (a new story whose topic facts were not
-   already told within the window). Each is an ``alert.raised`` event whose id
-   derives from topic, kind and fact signature (plus the state generation for
-   changes, the first story for news), appended with its fan-out job.
+2. folds the changes its claims propose into the state (``workers.state.fold``):
+   each is confirmed (``state.changed``) or, until a first-party source or a second
+   independent publisher says it too, only reported (``change.reported``); see
+   ``workers.corroborate``;
+3. raises alerts, each an ``alert.raised`` event appended with its fan-out job:
+   - ``story``: the first message about a story, carrying every confirmed change
+     it brings (mail and webhooks); its subject names the most important change;
+   - ``update``: at most one more per story, when a later copy confirms or adds a
+     change;
+   - ``change``: one typed webhook message per confirmed change;
+   - ``early``: a story's first unconfirmed report, for subscribers who asked.
+   A later copy that confirms nothing new raises nothing: it is a source.
 
 All of these are appended in one transaction, then applied to the projections
 in log order, still under the lock: the story index and the state the next item
@@ -41,10 +46,11 @@ from sorawatch.events import Event, EventLog, Job, event_id, utcnow
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, apply, state, stories
 from sorawatch.projections._common import epoch, iso
-from sorawatch.projections.similarity import signatures
+from sorawatch.projections.state import norm, plan_key
 from sorawatch.settings import WorkerSettings
 from workers import dedupe
-from workers.state import fold
+from workers.corroborate import Report, confirmed_by
+from workers.state import Change, Snapshot, fold
 
 ITEM_TYPES = ("item.seen", "item.revised")
 LOCK_TIMEOUT = 60.0  # a decision takes milliseconds; this only frees a dead worker's lock
@@ -117,10 +123,23 @@ def _apply(redis: Redis, keys: Keys, events: list[Event]) -> None:
         apply(redis, keys, event)
 
 
+def snapshot(redis: Redis, keys: Keys) -> Snapshot:
+    """The state a decision reads, from the state projection."""
+    return Snapshot(
+        lines=state.lines(redis, keys),
+        plans={plan_key(p): p for p in state.pricing(redis, keys)},
+        partners={norm(p.get("name")): p for p in state.partners(redis, keys)},
+    )
+
+
 def decide(
     redis: Redis, keys: Keys, item: Event, workers: WorkerSettings, now: str
 ) -> list[tuple[Event, list[Job]]]:
-    """The events recording what ``item`` means, decision first, with their jobs."""
+    """The events recording what ``item`` means, decision first, with their jobs.
+
+    Judgement happens here and in the pure rules it calls (`workers.state.fold`,
+    `workers.corroborate.confirmed_by`); Redis is only read.
+    """
     d = item.data
     seen = epoch(item.at)
     published = epoch(d.get("published")) or seen
@@ -130,73 +149,81 @@ def decide(
     match = dedupe.find(redis, keys, d, seen, workers.window_days)
     story = match.story if match else "st_" + digest(item.id, 24)
     evidence = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
-                "lang": d.get("lang")}  # fmt: skip
+                "lang": d.get("lang"), "at": item.at}  # fmt: skip
+    facts = d.get("facts") or {}
+    report = Report(
+        publisher=d.get("source"), official=bool(d.get("official")), story=story,
+        level=match.level if match else None, at=seen, headline=bool(facts.get("headline")),
+    )  # fmt: skip
 
     follow: list[tuple[Event, list[Job]]] = []
-    changes = fold(
-        state.status(redis, keys), state.pricing(redis, keys), state.partners(redis, keys),
-        d.get("facts"), asof, dated,
-    )  # fmt: skip
+    confirmed: dict[str, list[dict[str, Any]]] = {}  # alert story → its confirmed changes
+    reported: list[Change] = []
     generations: dict[str, int] = {}
-    for change in changes:
+    for change in fold(snapshot(redis, keys), facts, asof, dated):
+        earlier = state.reports_of(redis, keys, change.claim)
+        by = confirmed_by(report, earlier, workers.window_days, workers.confirm_headline)
+        if by is None:
+            reported.append(change)
+            follow.append((_reported(change, report, evidence, item), []))
+            continue
         gen = generations.setdefault(change.topic, state.generation(redis, keys, change.topic))
         generations[change.topic] = gen + 1
+        first_story = str((earlier or {}).get("story") or story)
+        proof = [r["evidence"] for r in (earlier or {}).get("reports") or [] if r.get("evidence")]
         data = {
-            "topic": change.topic, "before": change.before, "after": change.after,
-            "since": iso(asof), "dated": dated, "evidence": evidence, "story": story, "item_event": item.id,
-            "baseline": quiet,
+            "topic": change.topic, "key": change.key, "before": change.before,
+            "after": change.after, "since": iso(asof), "dated": dated, "evidence": evidence,
+            "evidence_all": [*proof, evidence], "confirmed_by": by, "claims": [change.claim],
+            "story": first_story, "item_event": item.id, "baseline": quiet,
         }  # fmt: skip
         follow.append((Event.new("state.changed", data, change.topic, gen, change.signature), []))
         if not quiet:
-            identity = [change.topic, "change", *change.signature, gen]
-            follow.append(_alert(redis, keys, item, story, change.topic, "change", identity,
-                                 change.before, change.after, now))  # fmt: skip
+            told = {"topic": change.topic, "key": change.key, "before": change.before,
+                    "after": change.after, "confirmed_by": by}  # fmt: skip
+            confirmed.setdefault(first_story, []).append(told)
+            identity = ["change", *change.signature, gen]
+            follow.append(_alert(redis, keys, item, first_story, "change", identity, [told], now,
+                                 want={"webhook": "change"}))  # fmt: skip
 
-    if match is None and not quiet:
-        sigs = signatures(d.get("facts"))
-        for topic in _topics(d):
-            signature = "+".join(sigs[topic])
-            if signature and _told(redis, keys, topic, signature, seen, workers.window_days):
-                continue
-            identity = [topic, "news", signature, story]
-            after = _news_value(topic, d.get("facts") or {})
-            follow.append(_alert(redis, keys, item, story, topic, "news", identity, None, after,
-                                 now, signature=signature))  # fmt: skip
+    for alert_story, changes in confirmed.items():
+        raised = alerts.of_story(redis, keys, alert_story)
+        kind = "story" if "story" not in raised else "update" if "update" not in raised else None
+        if kind is not None:  # one first report and at most one update per story
+            follow.append(_alert(redis, keys, item, alert_story, kind, [kind, alert_story],
+                                 changes, now, want={"email": "change", "webhook": "news"}))  # fmt: skip
+    if reported and not quiet and not confirmed:
+        raised = alerts.of_story(redis, keys, story)
+        if not raised:  # early subscribers hear of a story's first unconfirmed report
+            told_early = [{"topic": c.topic, "key": c.key, "before": c.before, "after": c.after,
+                           "confirmed_by": None} for c in reported]  # fmt: skip
+            follow.append(_alert(redis, keys, item, story, "early", ["early", story],
+                                 told_early, now, want={"email": "early"}))  # fmt: skip
 
     decision_data = {
         "item_event": item.id, "story": story, "level": match.level if match else None,
         "lang": d.get("lang"), "title": d.get("title"), "summary": d.get("summary"),
         "url": d.get("url"), "item_key": d.get("item_key"), "source": d.get("source"),
         "published": d.get("published"), "seen_at": item.at, "topics": d.get("topics") or [],
-        "facts": d.get("facts") or {}, "baseline": quiet, "evidence": evidence,
+        "facts": facts, "baseline": quiet, "evidence": evidence,
         "follow": [e.id for e, _ in follow],
     }  # fmt: skip
     kind = "story.merged" if match else "story.started"
     return [(Event.new(kind, decision_data, item.id), []), *follow]
 
 
-def _topics(d: dict[str, Any]) -> list[str]:
-    """The item's topics, plus any topic it asserts facts for, in canonical order."""
-    sigs = signatures(d.get("facts"))
-    named = set(d.get("topics") or []) | {t for t, s in sigs.items() if s}
-    return [t for t in ("status", "pricing", "partnership") if t in named]
+def _reported(change: Change, report: Report, evidence: dict[str, Any], item: Event) -> Event:
+    data = {
+        "claim": change.claim, "topic": change.topic, "key": change.key,
+        "before": change.before, "after": change.after, "since": item.at,
+        "publisher": report.publisher, "story": report.story, "item_event": item.id,
+        "evidence": evidence,
+    }  # fmt: skip
+    return Event.new("change.reported", data, change.claim, item.id)
 
 
-def _told(redis: Redis, keys: Keys, topic: str, signature: str, seen: float, days: int) -> bool:
-    """Was a news alert for this topic and fact signature raised within the window?"""
-    lo, hi = seen - days * DAY, seen + days * DAY
-    return bool(redis.zcount(alerts.news_key(keys, topic, signature), lo, hi))
-
-
-def _news_value(topic: str, facts: dict[str, Any]) -> dict[str, Any] | None:
-    if topic == "status" and facts.get("status"):
-        return {"value": facts["status"], "version": facts.get("version")}
-    if topic == "pricing" and facts.get("pricing"):
-        plan = facts["pricing"][0]
-        return {k: plan.get(k) for k in ("plan", "amount", "currency", "period")}
-    if topic == "partnership" and facts.get("partners"):
-        return {"partner": facts["partners"][0]}
-    return None
+# The order in which a story's changes are told: its subject names the first.
+_WEIGHT = {"status": 0, "pricing": 1, "partnership": 2}
 
 
 def _alert(
@@ -204,32 +231,41 @@ def _alert(
     keys: Keys,
     item: Event,
     story: str,
-    topic: str,
     kind: str,
     identity: list[Any],
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
+    changes: list[dict[str, Any]],
     now: str,
-    signature: str | None = None,
+    want: dict[str, str],
 ) -> tuple[Event, list[Job]]:
+    """An ``alert.raised`` event about ``story`` telling ``changes``, with its fan-out job.
+
+    ``want`` says which channels it goes to and the subscription kind each channel's
+    recipients must want (``change``, ``news``, ``early``).
+    """
     d = item.data
     source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
               "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
-    earlier = (stories.get(redis, keys, story) or {}).get("sources") or []
+    record = stories.get(redis, keys, story) or {}
+    earlier = record.get("sources") or []
     sources = [
         {k: s.get(k) for k in ("url", "title", "publisher", "lang", "published")}
         for s in earlier
         if s.get("url") != source["url"]
     ]
+    ordered = sorted(changes, key=lambda c: _WEIGHT.get(c["topic"], 9))
+    main = ordered[0]
     # The alert id is the alert.raised event id's hash: both derive from the identity.
     alert_id = "al_" + event_id("alert.raised", *identity).split(":", 1)[1][:24]
+    first = record or {"title": d.get("title"), "lang": d.get("lang"), "summary": d.get("summary")}
     data: dict[str, Any] = {
-        "alert_id": alert_id, "topic": topic, "kind": kind, "before": before, "after": after,
-        "facts": d.get("facts") or {}, "title": d.get("title"), "title_lang": d.get("lang"),
-        "summary": d.get("summary"), "sources": [source, *sources], "story": story,
+        "alert_id": alert_id, "topic": main["topic"], "kind": kind,
+        "topics": list(dict.fromkeys(c["topic"] for c in ordered)),
+        "before": main["before"], "after": main["after"], "changes": ordered,
+        "confirmed": kind != "early", "want": want,
+        "facts": d.get("facts") or {}, "title": first.get("title"),
+        "title_lang": first.get("lang"), "summary": first.get("summary"),
+        "sources": [*sources, source] if record else [source], "story": story,
         "raised_at": now, "baseline": False,
     }  # fmt: skip
-    if signature is not None:
-        data["signature"] = signature
     event = Event.new("alert.raised", data, *identity, at=now)
     return event, [Job.for_event("changes", "workers.fanout.fan_out", event)]

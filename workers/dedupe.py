@@ -4,8 +4,8 @@
 2. story: near-identical title and text, in the same language, within the window
    (token-set Jaccard ≥ 0.6 over title + summary, or ≥ 0.8 over titles of four
    words or more), candidates found through MinHash band buckets in Redis;
-3. event: a story in either language, within the window, asserting at least the
-   same facts (status value and version, plan and price, partner).
+3. event: a story in either language, within the window, claiming one of the same
+   facts (status value and version, plan and price, partner).
 
 Each level reads the story index projection only; the caller records the answer
 as a ``story.merged`` or ``story.started`` event.
@@ -82,7 +82,12 @@ def same_story(
 def same_event(
     redis: Redis, keys: Keys, facts: dict[str, Any] | None, seen: float, window_days: int
 ) -> str | None:
-    """The earliest story in the window (any language) asserting every fact this one does."""
+    """The earliest story in the window (any language) claiming any fact this one claims.
+
+    Claims are what an item reports as new (the classifier keeps background apart), so
+    two stories claiming one change within the window report one real-world event,
+    even when one of them adds a price or a partner the other left out.
+    """
     sigs = sorted(all_signatures(facts))
     if not sigs:
         return None
@@ -91,14 +96,10 @@ def same_event(
         for sig in sigs:
             pipe.zrangebyscore(stories.fact_key(keys, sig), lo, hi, withscores=True)
         replies = pipe.execute()
-    common: dict[str, float] | None = None
-    for rows in replies:
-        found = {text(m): float(s) for m, s in rows}
-        common = found if common is None else {k: v for k, v in common.items() if k in found}
-        if not common:
-            return None
-    assert common is not None
-    return min(common.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    found = {text(m): float(s) for rows in replies for m, s in rows}
+    if not found:
+        return None
+    return min(found.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
 
 def find(

@@ -50,11 +50,32 @@ def chunks(pages: Iterable[list[str]], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+def wanted(alert: dict[str, Any]) -> dict[str, str]:
+    """Channel → the subscription kind its recipients must want. Alerts from before
+    story alerts name one kind for both channels."""
+    want = alert.get("want")
+    if isinstance(want, dict):
+        return {str(c): str(k) for c, k in want.items()}
+    return {"email": str(alert["kind"]), "webhook": str(alert["kind"])}
+
+
 def make_plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str, Any]:
-    """The recipients of an alert, batched: ``{"email": [[...], ...], "webhook": [...]}``."""
-    topic, kind = str(alert["topic"]), str(alert["kind"])
-    emails = subscribers.matching(redis, keys, topic, kind, page=max(size, 500))
-    hooks = webhooks.matching(redis, keys, topic, kind)
+    """The recipients of an alert, batched: ``{"email": [[...], ...], "webhook": [...]}``.
+
+    A recipient wanting any of the alert's topics (and the channel's kind) gets it once.
+    """
+    topics = [str(t) for t in alert.get("topics") or [alert["topic"]]]
+    want = wanted(alert)
+    emails: Iterable[list[str]] = []
+    hooks: list[str] = []
+    if "email" in want:
+        pages = [subscribers.matching(redis, keys, t, want["email"], page=max(size, 500))
+                 for t in topics]  # fmt: skip
+        emails = pages[0] if len(pages) == 1 else [sorted({e for p in pages for b in p for e in b})]
+    if "webhook" in want:
+        hooks = sorted(
+            {h for t in topics for h in webhooks.matching(redis, keys, t, want["webhook"])}
+        )
     return {
         "email": list(chunks(emails, size)),
         "webhook": list(chunks([hooks], size)),

@@ -44,10 +44,23 @@ TYPES = {
 USER_AGENT = "sorawatch-webhooks/0.1"
 
 
+STORY_TYPES = {
+    "story": "sora.story",
+    "update": "sora.story.updated",
+    "early": "sora.story.reported",
+}
+
+
 def event_type(alert: Mapping[str, Any]) -> str:
     """``sora.status.changed`` / ``sora.pricing.changed`` / ``sora.partnership.announced``
-    for changes; ``sora.news`` for news."""
-    return TYPES.get((alert.get("topic"), alert.get("kind")), "sora.news")  # type: ignore[arg-type]
+    (``.ended``) for one change; ``sora.story`` for a story's first message carrying
+    all its changes, ``sora.story.updated`` for its update; ``sora.news`` for news."""
+    kind = str(alert.get("kind"))
+    if kind in STORY_TYPES:
+        return STORY_TYPES[kind]
+    if alert.get("topic") == "partnership" and (alert.get("after") or {}).get("active") is False:
+        return "sora.partnership.ended"
+    return TYPES.get((alert.get("topic"), kind), "sora.news")  # type: ignore[arg-type]
 
 
 def payload(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,9 +83,14 @@ def payload(alert: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "raised_at": alert.get("raised_at"),
     }
-    if alert.get("kind") == "change":
+    if alert.get("kind") in render.CHANGE_KINDS:
         data["before"] = alert.get("before")
         data["after"] = alert.get("after")
+    if alert.get("changes"):
+        data["changes"] = [
+            {k: c.get(k) for k in ("topic", "before", "after", "confirmed_by")}
+            for c in alert["changes"]
+        ]
     return {
         "type": event_type(alert),
         "timestamp": alert.get("raised_at") or utcnow(),

@@ -16,12 +16,19 @@ from sorawatch.projections import subscribers, webhooks
 @click.option("--lang", required=True, help="ar, en or both.")
 @click.option("--topics", required=True, help="Comma-separated: status,pricing,partnership.")
 @click.option("--kinds", default="change,news", show_default=True, help="change,news.")
+@click.option(
+    "--early",
+    is_flag=True,
+    help="Also mail a story's first report before a second source confirms it.",
+)
 @click.option("--confirmed", is_flag=True, help="Skip the double opt-in (you vouch for it).")
 @pass_context
 def subscribe_command(
-    ctx: Context, email: str, lang: str, topics: str, kinds: str, confirmed: bool
+    ctx: Context, email: str, lang: str, topics: str, kinds: str, early: bool, confirmed: bool
 ) -> None:
     """Subscribe EMAIL to alerts (pending until confirmed, unless --confirmed)."""
+    if early:
+        kinds = f"{kinds},early"
     try:
         # Checked before Redis is touched: a bad value writes nothing.
         subscribers.normalize_email(email)

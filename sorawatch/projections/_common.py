@@ -11,7 +11,7 @@ from sorawatch.errors import ValidationError
 
 LANGS = ("ar", "en", "both")
 TOPICS = ("status", "pricing", "partnership")
-KINDS = ("change", "news")
+KINDS = ("change", "news", "early")
 
 
 def dumps(value: Any) -> str:

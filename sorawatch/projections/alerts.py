@@ -5,9 +5,15 @@ Keys under ``keys.projection("alerts")``: ``:a:<alert_id>`` (the record as JSON)
 (news alerts per fact signature, so the change worker can tell whether the news
 of an event was already told within the window).
 
+``:story:<story>`` (kind → alert id: the messages a story has had, so a story gets
+one first report and at most one update).
+
 An alert record (the contract): ``alert_id``, ``topic``, ``kind``, ``before``,
 ``after``, ``facts``, ``title``, ``title_lang``, ``summary``, ``sources``,
-``story``, ``raised_at``, ``baseline``.
+``story``, ``raised_at``, ``baseline``; story alerts add ``topics``, ``changes``
+(every change told, most important first), ``confirmed`` and ``want`` (channel →
+the subscription kind its recipients want). A later copy of a story adds itself to
+the ``sources`` of the story's alerts (the status page and the Atom feed show them).
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ def _ns(keys: Keys) -> str:
 def news_key(keys: Keys, topic: str, signature: str) -> str:
     """The sorted set of news alerts told for ``topic`` with this fact signature."""
     return f"{_ns(keys)}:news:{topic}:{digest(signature)}"
+
+
+def of_story(redis: Redis, keys: Keys, story: str) -> dict[str, str]:
+    """The alerts raised about ``story``, by kind (story, update, early)."""
+    return {text(k): text(v) for k, v in redis.hgetall(f"{_ns(keys)}:story:{story}").items()}
 
 
 def get(redis: Redis, keys: Keys, alert_id: str) -> dict[str, Any] | None:
@@ -64,6 +75,31 @@ def _on_raised(redis: Redis, keys: Keys, event: Event) -> None:
         pipe.set(f"{_ns(keys)}:a:{alert_id}", dumps(record))
         pipe.zadd(f"{_ns(keys)}:recent", {alert_id: score})
         pipe.zadd(f"{_ns(keys)}:topic:{record['topic']}", {alert_id: score})
+        if record.get("kind") in ("story", "update", "early"):
+            pipe.hsetnx(f"{_ns(keys)}:story:{record['story']}", record["kind"], alert_id)
         if record.get("kind") == "news" and record.get("signature") is not None:
             pipe.zadd(news_key(keys, record["topic"], record["signature"]), {alert_id: score})
         pipe.execute()
+
+
+MAX_SOURCES = 30
+
+
+@handles("story.merged")
+def _on_merged(redis: Redis, keys: Keys, event: Event) -> None:
+    """A later copy of a story becomes a source of the story's alerts."""
+    d = event.data
+    ids = list(of_story(redis, keys, d["story"]).values())
+    if not ids or not d.get("url"):
+        return
+    source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
+              "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
+    for alert_id in ids:
+        record = get(redis, keys, alert_id)
+        sources = (record or {}).get("sources") or []
+        if record is None or len(sources) >= MAX_SOURCES:
+            continue
+        if any(s.get("url") == source["url"] for s in sources):
+            continue
+        record["sources"] = [*sources, source]
+        redis.set(f"{_ns(keys)}:a:{alert_id}", dumps(record))

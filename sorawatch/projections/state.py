@@ -1,12 +1,23 @@
-"""The current state of the product: status, plans and prices, partners, with evidence.
+"""The state of the product: status per version line, plans, partners, a timeline.
 
-Written only by ``state.changed`` events (a decision the change worker recorded)
-and, for evidence, by ``story.started`` / ``story.merged`` (a report that repeats
-what the state already says is added to that entry's evidence).
+Written by ``state.changed`` (a confirmed change the change worker decided),
+``change.reported`` (a change one report claims, not yet confirmed) and, for
+evidence, ``story.started`` / ``story.merged`` (a report repeating what the state
+says is added to that fact's evidence).
 
-Keys under ``keys.projection("state")``: ``:status`` (JSON), ``:pricing`` and
-``:partners`` (hashes: normalised name → JSON), ``:changes:<topic>`` (ids of the
-state.changed events per topic: how many times that topic changed).
+Keys under ``keys.projection("state")``:
+
+- ``:lines`` hash line → entry (``value``, ``version``, ``since``, ``opened``,
+  ``where``, ``confirmed_by``, ``evidence``): the status of each version line;
+- ``:pricing`` / ``:partners`` hashes of the plans on offer and the active partners;
+- ``:ended`` hash fact key → entry with ``until``: withdrawn plans, ended partners;
+- ``:timeline`` (ids by since) and ``:tl`` (id → entry): every fact with since,
+  until and evidence; ``:open`` fact key → id of its open timeline entry;
+- ``:reported`` hash claim → the reports of a change not yet confirmed;
+- ``:changes:<topic>`` ids of the state.changed events per topic.
+
+Discontinuing every line withdraws every plan and ends every partnership: a plan or
+a partnership of a product that no longer exists is over (rule ``shutdown``).
 """
 
 from __future__ import annotations
@@ -18,10 +29,11 @@ from redis import Redis
 from sorawatch.events import Event
 from sorawatch.keys import Keys
 from sorawatch.projections import handles
-from sorawatch.projections._common import dumps, loads
+from sorawatch.projections._common import dumps, epoch, loads, text
 
 # Enough to show where a fact came from, without growing without bound.
 MAX_EVIDENCE = 20
+PRICE_FIELDS = ("plan", "amount", "currency", "period")
 
 
 def _ns(keys: Keys) -> str:
@@ -37,22 +49,70 @@ def plan_key(plan: dict[str, Any]) -> str:
     return norm(plan.get("plan"))
 
 
+def _hash(redis: Redis, name: str) -> dict[str, dict[str, Any]]:
+    return {text(k): loads(v) for k, v in redis.hgetall(name).items()}
+
+
+# -- reads ------------------------------------------------------------------------
+
+
+def lines(redis: Redis, keys: Keys) -> dict[str, dict[str, Any]]:
+    """Every version line's status entry, by line name."""
+    return _hash(redis, f"{_ns(keys)}:lines")
+
+
+def headline(entries: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest line's entry: the status the product is known by."""
+    if not entries:
+        return None
+    return max(entries.values(), key=lambda e: (epoch(e.get("opened")), str(e.get("version"))))
+
+
 def status(redis: Redis, keys: Keys) -> dict[str, Any] | None:
-    """``{"value", "version", "since", "evidence"}`` or None when nothing is known."""
-    raw = loads(redis.get(f"{_ns(keys)}:status"))
-    return raw if isinstance(raw, dict) else None
+    """``{"value", "version", "since", "evidence", ...}`` of the newest line, or None."""
+    return headline(lines(redis, keys))
 
 
 def pricing(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
-    """Every known plan, by name."""
-    rows = redis.hgetall(f"{_ns(keys)}:pricing")
-    return [loads(rows[k]) for k in sorted(rows)]
+    """The plans on offer, by name."""
+    rows = _hash(redis, f"{_ns(keys)}:pricing")
+    return [rows[k] for k in sorted(rows)]
 
 
 def partners(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
-    """Every known partner, oldest first."""
-    rows = [loads(v) for v in redis.hgetall(f"{_ns(keys)}:partners").values()]
+    """The active partners, oldest first."""
+    rows = list(_hash(redis, f"{_ns(keys)}:partners").values())
     return sorted(rows, key=lambda p: (p.get("since") or "", norm(p.get("name"))))
+
+
+def ended(redis: Redis, keys: Keys) -> dict[str, list[dict[str, Any]]]:
+    """Withdrawn plans and ended partnerships, each with its ``until``."""
+    rows = _hash(redis, f"{_ns(keys)}:ended")
+    return {
+        "pricing": [rows[k] for k in sorted(rows) if k.startswith("plan:")],
+        "partners": [rows[k] for k in sorted(rows) if k.startswith("partner:")],
+    }
+
+
+def timeline(redis: Redis, keys: Keys, limit: int = 200) -> list[dict[str, Any]]:
+    """Confirmed changes, newest first, each with since, until and evidence."""
+    ids = [text(i) for i in redis.zrevrange(f"{_ns(keys)}:timeline", 0, max(limit, 0) - 1)]
+    if not ids:
+        return []
+    rows = redis.hmget(f"{_ns(keys)}:tl", ids)
+    return [loads(r) for r in rows if r is not None]
+
+
+def reported(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Changes one source reports and none has confirmed yet, oldest first."""
+    rows = list(_hash(redis, f"{_ns(keys)}:reported").values())
+    return sorted(rows, key=lambda r: (r.get("first") or "", r.get("claim") or ""))
+
+
+def reports_of(redis: Redis, keys: Keys, claim: str) -> dict[str, Any] | None:
+    """The unconfirmed reports of one claimed change (see `workers.state.Change.claim`)."""
+    raw = loads(redis.hget(f"{_ns(keys)}:reported", claim))
+    return raw if isinstance(raw, dict) else None
 
 
 def generation(redis: Redis, keys: Keys, topic: str) -> int:
@@ -64,10 +124,15 @@ def current(redis: Redis, keys: Keys) -> dict[str, Any]:
     """The whole state, as the contract describes it (with counts)."""
     from sorawatch.projections import alerts, stories  # they import this package too
 
+    every = lines(redis, keys)
     return {
-        "status": status(redis, keys),
+        "status": headline(every),
+        "versions": [every[k] for k in sorted(every, key=lambda k: epoch(every[k].get("opened")))],
         "pricing": pricing(redis, keys),
         "partners": partners(redis, keys),
+        "ended": ended(redis, keys),
+        "reported": reported(redis, keys),
+        "timeline": timeline(redis, keys),
         "counts": {
             "items": stories.count_items(redis, keys),
             "stories": stories.count(redis, keys),
@@ -76,27 +141,122 @@ def current(redis: Redis, keys: Keys) -> dict[str, Any]:
     }
 
 
+# -- handlers ---------------------------------------------------------------------
+
+
 @handles("state.changed")
 def _on_changed(redis: Redis, keys: Keys, event: Event) -> None:
     d = event.data
-    topic, after, since = d["topic"], d["after"], d["since"]
-    evidence = [d["evidence"]] if d.get("evidence") else []
-    # Whether ``since`` is a pubDate (comparable) or only when it was first seen.
-    dated = bool(d.get("dated", False))
+    ns = _ns(keys)
+    if redis.sismember(f"{ns}:changes:{d['topic']}", event.id):
+        return  # applied already: the timeline entries below must not move again
+    topic, before, after, since = d["topic"], d.get("before"), d["after"], d["since"]
+    evidence = list(d.get("evidence_all") or ([d["evidence"]] if d.get("evidence") else []))
+    common = {"since": since, "dated": bool(d.get("dated", False)), "evidence": evidence,
+              "confirmed_by": d.get("confirmed_by")}  # fmt: skip
+    key = d.get("key") or _legacy_key(topic, after)
     with redis.pipeline() as pipe:
         if topic == "status":
-            entry = {"value": after["value"], "version": after.get("version"), "since": since,
-                     "dated": dated, "evidence": evidence}  # fmt: skip
-            pipe.set(f"{_ns(keys)}:status", dumps(entry))
+            line = str(after.get("version") or "Sora")
+            old = loads(redis.hget(f"{ns}:lines", line)) or {}
+            where = list(dict.fromkeys([*(old.get("where") or []), *(after.get("where") or [])]))
+            entry = {"value": after["value"], "version": line, **common,
+                     "opened": old.get("opened") or since, "where": where}  # fmt: skip
+            pipe.hset(f"{ns}:lines", line, dumps(entry))
         elif topic == "pricing":
-            entry = {**after, "since": since, "dated": dated, "evidence": evidence}
-            pipe.hset(f"{_ns(keys)}:pricing", plan_key(after), dumps(entry))
+            entry = {**{k: after.get(k) for k in PRICE_FIELDS}, **common}
+            pipe.hset(f"{ns}:pricing", plan_key(after), dumps(entry))
+            pipe.hdel(f"{ns}:ended", key)
         elif topic == "partnership":
-            entry = {"name": after["partner"], "since": since, "dated": dated,
-                     "evidence": evidence}  # fmt: skip
-            pipe.hset(f"{_ns(keys)}:partners", norm(after["partner"]), dumps(entry))
-        pipe.sadd(f"{_ns(keys)}:changes:{topic}", event.id)
+            name = str(after["partner"])
+            if after.get("active", True):
+                entry = {"name": name, **common}
+                pipe.hset(f"{ns}:partners", norm(name), dumps(entry))
+                pipe.hdel(f"{ns}:ended", key)
+            else:
+                _end(redis, pipe, ns, key, f"{ns}:partners", norm(name), since, evidence)
+        _timeline(redis, pipe, ns, event.id, key, {"topic": topic, "key": key, "before": before,
+                  "after": after, **common, "until": None})  # fmt: skip
+        for claim in d.get("claims") or []:
+            pipe.hdel(f"{ns}:reported", claim)
+        pipe.sadd(f"{ns}:changes:{topic}", event.id)
+        if topic == "status" and after["value"] == "discontinued":
+            _shutdown(redis, pipe, ns, line, since, evidence)
         pipe.execute()
+
+
+def _legacy_key(topic: str, after: dict[str, Any]) -> str:
+    if topic == "status":
+        return f"status:{after.get('version') or 'Sora'}"
+    if topic == "pricing":
+        return f"plan:{after.get('plan')}"
+    return f"partner:{after.get('partner')}"
+
+
+def _timeline(
+    redis: Redis, pipe: Any, ns: str, event_id: str, key: str, entry: dict[str, Any]
+) -> None:
+    """Open ``entry`` for ``key`` on the timeline, closing the one it replaces."""
+    previous = redis.hget(f"{ns}:open", key)
+    if previous is not None:
+        old = loads(redis.hget(f"{ns}:tl", text(previous)))
+        if isinstance(old, dict) and old.get("until") is None:
+            old["until"] = entry["since"]
+            pipe.hset(f"{ns}:tl", text(previous), dumps(old))
+    pipe.hset(f"{ns}:tl", event_id, dumps(entry))
+    pipe.zadd(f"{ns}:timeline", {event_id: epoch(entry["since"])})
+    pipe.hset(f"{ns}:open", key, event_id)
+
+
+def _end(redis: Redis, pipe: Any, ns: str, key: str, table: str, field: str, until: str,
+         evidence: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Move one plan or partner from on offer / active to ended."""
+    entry = loads(redis.hget(table, field))
+    if not isinstance(entry, dict):
+        return
+    pipe.hdel(table, field)
+    pipe.hset(f"{ns}:ended", key, dumps({**entry, "until": until, "ended_by": evidence}))
+
+
+def _shutdown(redis: Redis, pipe: Any, ns: str, line: str, since: str,
+              evidence: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Rule ``shutdown``: the last line discontinued withdraws plans and ends partners."""
+    others = [loads(v) for k, v in redis.hgetall(f"{ns}:lines").items() if text(k) != line]
+    if any(o.get("value") != "discontinued" for o in others):
+        return
+    for field, raw in redis.hgetall(f"{ns}:pricing").items():
+        plan = loads(raw)
+        _end(
+            redis,
+            pipe,
+            ns,
+            f"plan:{plan.get('plan')}",
+            f"{ns}:pricing",
+            text(field),
+            since,
+            evidence,
+        )
+    for field, raw in redis.hgetall(f"{ns}:partners").items():
+        partner = loads(raw)
+        key = f"partner:{partner.get('name')}"
+        _end(redis, pipe, ns, key, f"{ns}:partners", text(field), since, evidence)
+
+
+@handles("change.reported")
+def _on_reported(redis: Redis, keys: Keys, event: Event) -> None:
+    """One more report of a change not yet confirmed."""
+    d = event.data
+    name = f"{_ns(keys)}:reported"
+    entry = loads(redis.hget(name, d["claim"])) or {
+        "claim": d["claim"], "topic": d["topic"], "key": d["key"], "before": d.get("before"),
+        "after": d["after"], "first": d["since"], "story": d.get("story"), "reports": [],
+    }  # fmt: skip
+    report = {"publisher": d.get("publisher"), "item_event": d.get("item_event"),
+              "story": d.get("story"), "at": d["since"], "evidence": d.get("evidence")}  # fmt: skip
+    if any(r.get("item_event") == report["item_event"] for r in entry["reports"]):
+        return
+    entry["reports"].append(report)
+    redis.hset(name, d["claim"], dumps(entry))
 
 
 @handles("story.started", "story.merged")
@@ -107,21 +267,28 @@ def _on_report(redis: Redis, keys: Keys, event: Event) -> None:
     evidence = d.get("evidence")
     if not facts or not evidence:
         return
-    current_status = status(redis, keys)
-    if current_status and facts.get("status") == current_status["value"]:
+    ns = _ns(keys)
+    if facts.get("status"):
+        every = lines(redis, keys)
         version = facts.get("version")
-        same = version is None or norm(version) == norm(current_status.get("version"))
-        if same and _add(current_status, evidence):
-            redis.set(f"{_ns(keys)}:status", dumps(current_status))
+        for line, entry in every.items():
+            if entry.get("value") != facts["status"]:
+                continue
+            if version is not None and norm(version) not in (
+                norm(line),
+                norm(entry.get("version")),
+            ):
+                continue
+            if _add(entry, evidence):
+                redis.hset(f"{ns}:lines", line, dumps(entry))
     for plan in facts.get("pricing") or []:
-        raw = redis.hget(f"{_ns(keys)}:pricing", plan_key(plan))
-        entry = loads(raw)
+        entry = loads(redis.hget(f"{ns}:pricing", plan_key(plan)))
         if entry and same_price(entry, plan) and _add(entry, evidence):
-            redis.hset(f"{_ns(keys)}:pricing", plan_key(plan), dumps(entry))
+            redis.hset(f"{ns}:pricing", plan_key(plan), dumps(entry))
     for name in facts.get("partners") or []:
-        entry = loads(redis.hget(f"{_ns(keys)}:partners", norm(name)))
+        entry = loads(redis.hget(f"{ns}:partners", norm(name)))
         if entry and _add(entry, evidence):
-            redis.hset(f"{_ns(keys)}:partners", norm(name), dumps(entry))
+            redis.hset(f"{ns}:partners", norm(name), dumps(entry))
 
 
 def same_price(a: dict[str, Any], b: dict[str, Any]) -> bool:
