@@ -23,6 +23,7 @@ END = "<!-- settings-table:end -->"
 
 MEANINGS: dict[str, str] = {
     "config": "Path of the TOML settings file (also `--config`). Unset: defaults, the environment and the shipped feed list.",
+    "now": "The clock every command decides by, an ISO 8601 instant (`2024-02-15T10:00:00Z`): when an item is seen, the windows and age rules, `raised_at`, ledger and retry times. For replays and tests. Unset: the real clock. Timeouts, leases, poll scheduling, link expiry and webhook signatures always use the real clock.",
     "redis.url": "Redis to use (`redis://`, `rediss://` or `unix://`). Unset: `sorawatch run` starts an embedded Redis; other commands need it.",
     "redis.prefix": "Prefix of every Redis key, so several deployments can share one Redis.",
     "smtp.host": "SMTP server for alert and confirmation mail. Unset: each email is written as an `.eml` file to the outbox folder.",

@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -25,6 +24,7 @@ from redis.exceptions import WatchError
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
+from sorawatch import clock
 from sorawatch.errors import EventError
 from sorawatch.keys import Keys
 
@@ -75,7 +75,8 @@ register("webhook.removed", 1, ("webhook_id",))
 
 
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """Now by the one clock (``sorawatch.clock``: real, or fixed by ``SORAWATCH_NOW``)."""
+    return clock.iso()
 
 
 def event_id(type_: str, *parts: Any) -> str:

@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     data: DataSettings = field(default_factory=DataSettings)
     feeds: tuple[FeedSettings, ...] = ()
+    now: datetime | None = None  # the fixed clock (`sorawatch.clock`); None: the real clock
     source: str | None = None  # the file the settings came from, for messages
 
     def replace(self, **changes: Any) -> Settings:
@@ -164,8 +166,10 @@ class Settings:
 TABLES: dict[str, type] = {
     f.name: typing.get_type_hints(Settings)[f.name]
     for f in dataclasses.fields(Settings)
-    if f.name not in ("feeds", "source")
+    if f.name not in ("feeds", "now", "source")
 }
+# Settings outside any table: a top-level key in the file, ``SORAWATCH_<KEY>`` in the env.
+TOP_LEVEL = ("now",)
 
 
 def _toml_key(name: str) -> str:
@@ -263,6 +267,27 @@ def _build(cls: type, table: str, raw: Any, env: Mapping[str, str]) -> Any:
     return cls(**values)
 
 
+def _instant(key: str, value: Any) -> datetime | None:
+    """An ISO 8601 instant with a time zone (a TOML datetime or a string); None when unset."""
+    example = "an ISO 8601 instant such as 2024-02-15T10:00:00Z"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise SettingsError(f"{key}: expected {example}, got {_show(value)}") from None
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise SettingsError(f"{key}: expected {example}, got {_show(value)}")
+    if parsed.tzinfo is None:
+        raise SettingsError(
+            f"{key}: {str(value)!r} has no time zone; add Z (UTC) or an offset such as +01:00"
+        )
+    return parsed
+
+
 def _build_feeds(raw: Any, origin: str) -> tuple[FeedSettings, ...]:
     if not isinstance(raw, list):
         raise SettingsError(f"feeds: expected [[feeds]] tables, got {_show(raw)} in {origin}")
@@ -321,11 +346,14 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"config: {source} is not valid TOML: {exc}") from None
     for key in raw:
-        if key not in TABLES and key != "feeds":
-            raise SettingsError(f"{key}: unknown table (known: {', '.join([*TABLES, 'feeds'])})")
+        if key not in TABLES and key != "feeds" and key not in TOP_LEVEL:
+            known = ", ".join([*TABLES, "feeds", *TOP_LEVEL])
+            raise SettingsError(f"{key}: unknown table (known: {known})")
     tables = {name: _build(cls, name, raw.get(name, {}), env) for name, cls in TABLES.items()}
     feeds = _build_feeds(raw["feeds"], source or "config") if "feeds" in raw else default_feeds()
-    settings = Settings(**tables, feeds=feeds, source=source)
+    now_env = f"{ENV_PREFIX}NOW"
+    now = _instant(now_env, env[now_env]) if now_env in env else _instant("now", raw.get("now"))
+    settings = Settings(**tables, feeds=feeds, now=now, source=source)
     _check(settings)
     return settings
 
@@ -352,7 +380,7 @@ def _check(settings: Settings) -> None:
 
 def env_names() -> list[str]:
     """Every environment variable name that settings read (for docs and checks)."""
-    names = [f"{ENV_PREFIX}CONFIG"]
+    names = [f"{ENV_PREFIX}CONFIG", *(f"{ENV_PREFIX}{key.upper()}" for key in TOP_LEVEL)]
     for table, cls in TABLES.items():
         for f in dataclasses.fields(cls):
             names.append(f"{ENV_PREFIX}{table.upper()}_{_toml_key(f.name).upper()}")
@@ -361,7 +389,7 @@ def env_names() -> list[str]:
 
 def describe() -> list[tuple[str, str, str]]:
     """(toml key, env name, default) for every setting, for the README table."""
-    rows = []
+    rows = [(key, f"{ENV_PREFIX}{key.upper()}", "None") for key in TOP_LEVEL]
     for table, cls in TABLES.items():
         defaults = cls()
         for f in dataclasses.fields(cls):

@@ -11,13 +11,13 @@ not ``item.revised`` of something nobody was told about.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from redis import Redis
 
+from sorawatch import clock
 from sorawatch.events import Event, Job
 from sorawatch.keys import Keys
 from sorawatch.store import text
@@ -93,7 +93,7 @@ def load_seen(
     if not raw:
         return Memory({}, [])
     current = {item.key for item in items}
-    oldest = (today if today is not None else int(time.time() // 86400)) - FORGET_AFTER_DAYS
+    oldest = (today if today is not None else clock.day()) - FORGET_AFTER_DAYS
     seen: dict[str, Seen] = {}
     stale: list[bytes] = []
     for field_, value in raw.items():
@@ -122,7 +122,7 @@ def detect(
     Events come out oldest first (feeds list newest first). ``official``: the feed is a
     first-party source (its reports confirm a change alone). Writes nothing.
     """
-    day = today if today is not None else int(time.time() // 86400)
+    day = today if today is not None else clock.day()
     out = Detection()
     unique: dict[str, Item] = {}
     for item in items:

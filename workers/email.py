@@ -14,13 +14,13 @@ import asyncio
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from sorawatch import metrics, render, store
+from sorawatch import clock, metrics, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, job_id, queue
 from sorawatch.keys import digest
@@ -111,7 +111,7 @@ def compose(
     msg["From"] = settings.smtp.from_
     msg["To"] = recipient
     msg["Subject"] = header_text(subject)
-    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Date"] = format_datetime(clock.now())
     msg["Message-ID"] = f"<{digest(message_key, 32)}@{_domain(settings)}>"
     host = urlsplit(settings.web.public_url).hostname or "localhost"
     msg["List-Id"] = f"Sora alerts <alerts.{host}>"

@@ -16,13 +16,13 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from redis import Redis
 from rq import Retry
 
-from sorawatch import metrics
+from sorawatch import clock, metrics
 from sorawatch.events import Event, EventLog, job_id, queue
 from sorawatch.projections import apply
 from sorawatch.settings import Settings
@@ -135,7 +135,7 @@ def finish(
     """
     redis, keys = log.redis, log.keys
     tag = batch_tag(recipients, batch.tag)
-    now = datetime.now(UTC)
+    now = clock.now()
     sent: list[dict[str, Any]] = []
     retry: list[dict[str, Any]] = []
     dead: list[dict[str, Any]] = []

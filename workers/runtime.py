@@ -12,6 +12,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch import clock
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import Settings, load_settings
@@ -34,6 +35,7 @@ _current: Runtime | None = None
 def configure(settings: Settings, redis: Redis | None = None, **extras: Any) -> Runtime:
     """Set the runtime for this process and return it."""
     global _current
+    clock.use(settings.now)  # jobs decide by the configured clock; work horses inherit it
     redis = redis if redis is not None else connect(settings)
     keys = Keys(settings.redis.prefix)
     _current = Runtime(settings, redis, keys, EventLog(redis, keys), dict(extras))

@@ -24,7 +24,7 @@ import httpx
 from redis import Redis
 from standardwebhooks import Webhook as Signer
 
-from sorawatch import netguard, render, store
+from sorawatch import clock, netguard, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, utcnow
 from sorawatch.keys import Keys, digest
@@ -184,6 +184,7 @@ async def send_batch(
         if secret is None:
             extra = {"webhook_id": hook.id}
             return Outcome(hook.id, False, "no signing secret", permanent=True, extra=extra)
+        # The real time, not the clock: receivers check it against theirs (replay attacks).
         headers = sign(secret, message_id(alert_id, hook.id), body, datetime.now(UTC))
         out = await post_one(http, hook.url, body, headers)
         extra = {**out.extra, "webhook_id": hook.id}
@@ -265,7 +266,7 @@ def _after(log: EventLog, settings: Settings, hook: webhooks.Webhook, result: Ou
     redis.set(key, utcnow(), nx=True)
     since = redis.get(key)
     since_text = since.decode() if isinstance(since, bytes) else str(since)
-    failing_for = datetime.now(UTC).timestamp() - epoch(since_text)
+    failing_for = clock.timestamp() - epoch(since_text)
     if failing_for >= settings.webhooks.disable_after:
         webhooks.disable(
             log, hook.id, f"failing since {since_text}: {result.error}", failing_since=since_text

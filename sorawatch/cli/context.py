@@ -11,6 +11,7 @@ import click
 from redis import Redis
 from redis.exceptions import RedisError
 
+from sorawatch import clock
 from sorawatch.errors import SettingsError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
@@ -37,9 +38,11 @@ class Context:
     @cached_property
     def settings(self) -> Settings:
         try:
-            return load_settings(self.config)
+            settings = load_settings(self.config)
         except SettingsError as exc:
             fail(f"bad settings: {exc}", EXIT_SETTINGS)
+        clock.use(settings.now)  # every command decides by the configured clock
+        return settings
 
     @cached_property
     def keys(self) -> Keys:

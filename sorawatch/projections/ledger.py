@@ -19,6 +19,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch import clock
 from sorawatch.events import Event, EventLog, Job, job_id, utcnow
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import apply, handles
@@ -279,13 +280,15 @@ def retry_dead_letters(
     groups: dict[tuple[str, str], list[str]] = {}
     for letter in letters:
         groups.setdefault((letter["alert_id"], letter["channel"]), []).append(letter["recipient"])
-    now = utcnow()
+    now, real = utcnow(), clock.real_iso()
     for (alert, chan), recipients in sorted(groups.items()):
         ordered = sorted(recipients)
         for start in range(0, len(ordered), batch_size):
             chunk = ordered[start : start + batch_size]
             data = {"alert_id": alert, "channel": chan, "recipients": chunk}
-            event = Event.new("delivery.retried", data, alert, chan, chunk, now, at=now)
+            # Real time in the identity: a second retry is a new event even when the
+            # clock stands still (SORAWATCH_NOW).
+            event = Event.new("delivery.retried", data, alert, chan, chunk, real, at=now)
             job = Job(chan, DELIVERY_FUNCS[chan], (alert, chunk, 0, event.id),
                       job_id(chan, "retry", event.id))  # fmt: skip
             if log.append(event, [job]).new:

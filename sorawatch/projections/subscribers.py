@@ -15,6 +15,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch import clock
 from sorawatch.errors import ValidationError
 from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
@@ -238,7 +239,7 @@ def update(
     if sub is None or sub.status == "unsubscribed":
         return None
     now = utcnow()
-    _write(log, Event.new("subscriber.updated", data, address, now, at=now))
+    _write(log, Event.new("subscriber.updated", data, address, clock.real_iso(), at=now))
     return get(log.redis, log.keys, address)
 
 

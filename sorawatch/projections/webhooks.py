@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from redis import Redis
 
+from sorawatch import clock
 from sorawatch.errors import ValidationError
 from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
@@ -216,7 +217,9 @@ def disable(
         return hook
     now = utcnow()
     data = {"webhook_id": webhook_id, "reason": reason, "failing_since": failing_since}
-    _write(log, Event.new("webhook.disabled", data, webhook_id, now, at=now))
+    # Real time in the identity: disabling again is a new event even when the clock
+    # stands still (SORAWATCH_NOW); the same in `enable` and in subscribers' `update`.
+    _write(log, Event.new("webhook.disabled", data, webhook_id, clock.real_iso(), at=now))
     return get(log.redis, log.keys, webhook_id)
 
 
@@ -228,7 +231,8 @@ def enable(log: EventLog, webhook_id: str) -> Webhook | None:
     if hook.active:
         return hook
     now = utcnow()
-    _write(log, Event.new("webhook.enabled", {"webhook_id": webhook_id}, webhook_id, now, at=now))
+    data = {"webhook_id": webhook_id}
+    _write(log, Event.new("webhook.enabled", data, webhook_id, clock.real_iso(), at=now))
     return get(log.redis, log.keys, webhook_id)
 
 

@@ -8,13 +8,13 @@ of characters XML 1.0 forbids.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from sorawatch import render
+from sorawatch import clock, render
 from sorawatch.projections import alerts
 from sorawatch.web.pages import clean_alert, clean_text
 from sorawatch.web.view import negotiate, words
@@ -94,5 +94,5 @@ def xml_text(value: Any) -> str:
 def _rfc3339(value: Any) -> str:
     """An RFC 3339 UTC time; unreadable or missing times become now."""
     when = render._as_datetime(value) if value else None
-    when = (when or datetime.now(UTC)).astimezone(UTC)
+    when = (when or clock.now()).astimezone(UTC)
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")

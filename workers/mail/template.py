@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import secrets
-from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
+from sorawatch import clock
 from workers.mail.base import RawMessage
 
 _CRLF = b"\r\n"
@@ -71,7 +71,7 @@ class MailTemplate:
     def message(self, recipient: str, token: str, message_id: str, unsubscribe: str) -> RawMessage:
         """The bytes for ``recipient``; ``message_id`` without the angle brackets."""
         boundary = self._boundary
-        date = format_datetime(datetime.now(UTC))
+        date = format_datetime(clock.now())
         headers = (
             f"To: {recipient}\r\nDate: {date}\r\nMessage-ID: <{message_id}@{self._domain}>\r\n"
         ).encode("ascii")
