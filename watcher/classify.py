@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from watcher.facts import extract_partners, extract_pricing, extract_status
+from watcher.facts import (
+    extract_partner_claims,
+    extract_partners,
+    extract_pricing,
+    extract_status,
+)
 from watcher.lexicon import Lexicon, load_lexicon
 from watcher.mentions import Mention, Prepared
 
@@ -66,19 +71,52 @@ class Classifier:
         if not self.is_relevant(prep):
             return _NOT_RELEVANT
         lex = self.lexicon
-        facts = extract_status(lex, prep)
-        topics = ["status"] if facts else []
+        zone = self.claim_zone(prep)
+        facts = extract_status(lex, prep, zone) if zone else {}
+        # What the item is about: a status mentioned as background is still its topic.
+        topics = ["status"] if facts or extract_status(lex, prep) else []
         pricing_topic, prices = extract_pricing(lex, prep)
         if pricing_topic:
             topics.append("pricing")
-            if prices:
-                facts["pricing"] = prices
-        partnership_topic, partners = extract_partners(lex, prep)
+            claimed = self._claimed_prices(prep, zone, prices, bool(facts))
+            if claimed:
+                facts["pricing"] = claimed
+        partnership_topic, _ = extract_partners(lex, prep)
         if partnership_topic:
             topics.append("partnership")
-            if partners:
-                facts["partners"] = partners
+            if zone:
+                facts.update(extract_partner_claims(lex, prep, zone))
         return Classification(relevant=True, topics=tuple(topics), facts=facts)
+
+    def claim_zone(self, prep: Prepared) -> int:
+        """Where the part of an item that can claim something new ends (0: nowhere).
+
+        The headline and the lead's first sentence claim, when they name the product;
+        an item whose headline says it is a guide, a round-up, a comparison, an opinion
+        or a question claims nothing, whatever it mentions. A paragraph without a
+        headline claims in its first two sentences.
+        """
+        zone = prep.lead_end
+        if not prep.title_end:  # a paragraph: the article around it named the product
+            return zone
+        if self.lexicon.genres.search(prep.plain, 0, prep.title_end):
+            return 0
+        if not any(m.kind in ("name", "version") and m.start < zone for m in prep.mentions):
+            return 0
+        return zone
+
+    @staticmethod
+    def _claimed_prices(
+        prep: Prepared, zone: int, prices: list[dict[str, Any]], launch: bool
+    ) -> list[dict[str, Any]]:
+        """Prices the item reports as new: those in the claim zone, or all of them when
+        the claim zone announces a launch or pricing (the lead of a launch story lists
+        its prices in the next sentence). A price quoted further down is background."""
+        if not zone or not prices:
+            return []
+        in_zone = [p for p in prices if p.get("_at", zone) < zone]
+        chosen = prices if launch or in_zone else []
+        return [{k: v for k, v in p.items() if k != "_at"} for p in chosen]
 
     def is_relevant(self, prep: Prepared) -> bool:
         """About the product at all: named, in context, not another Sora, not in passing."""

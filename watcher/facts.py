@@ -47,8 +47,12 @@ def _clause_words(lex: Lexicon, text: str, pos: int) -> list[str]:
 
 
 def _judge(lex: Lexicon, cue: StatusCue, prep: Prepared, start: int, end: int) -> str | None:
-    """The status a cue supports once its clause is read, or None."""
+    """The status a cue claims once its clause is read, or None: a clause that looks
+    back, or a rumour (hedged or someone else's report), claims nothing."""
     text = prep.text
+    clause = (_clause_start(lex, text, start), _clause_end(lex, text, end))
+    if lex.retrospective.search(prep.plain, *clause):
+        return None
     words = _clause_words(lex, text, start)
     span = text[start:end]
     context = " ".join(words[-lex.window :]) + " " + span
@@ -63,15 +67,13 @@ def _judge(lex: Lexicon, cue: StatusCue, prep: Prepared, start: int, end: int) -
             lex.negation.search(context) or (cue.negators and cue.negators.search(context))
         ):
             outcome = cue.negated
-        elif lex.hedge.search(context):
-            outcome = cue.hedged
-        elif lex.reported.search(context):
-            outcome = cue.reported
+        elif lex.hedge.search(context) or lex.reported.search(context):
+            return None
         elif lex.future.search(context):
             outcome = cue.future
     if outcome == "keep":
         if _asks(lex, prep, start):
-            outcome = cue.hedged
+            return None
         elif lex.future_after.search(text, end, _clause_end(lex, text, end)):
             outcome = cue.future
     if outcome == "drop":
@@ -84,19 +86,25 @@ def _asks(lex: Lexicon, prep: Prepared, pos: int) -> bool:
     return lex.questions.search(prep.text[start:end].strip(" .")) is not None
 
 
-def extract_status(lex: Lexicon, prep: Prepared) -> dict[str, Any]:
+def extract_status(lex: Lexicon, prep: Prepared, zone: int | None = None) -> dict[str, Any]:
     """``{"status": ..., "version": ..., "where": [...]}`` with only the keys that apply.
 
-    The title speaks first: when it supports a status other than a bare announcement,
-    the summary's background (an earlier launch, a named country) does not outrank it.
+    Only cues before ``zone`` (the headline and the lead's first sentence) claim. The
+    title speaks first: when it supports a status other than a bare announcement, the
+    lead's other statuses do not outrank it. A new version is released, or in limited
+    access when the claim says so; its line is the version's (``[claims.lines]``).
     """
     text = prep.text
+    limit = len(text) if zone is None else zone
     evidence: dict[str, list[tuple[int, int]]] = {}
     in_title: set[str] = set()
     for cue in lex.cues:
         for m in cue.pattern.finditer(text):
+            if m.start() >= limit:
+                continue  # matches come pattern by pattern, not in text order
             sentence = prep.sentence_at(m.start())
-            if cue.suppress and cue.suppress.search(text, *sentence):
+            # A cue may run past a sentence break ("Jr. videos"): its suppressors may too.
+            if cue.suppress and cue.suppress.search(text, sentence[0], max(sentence[1], m.end())):
                 continue
             if _off_topic(prep, sentence):
                 continue
@@ -109,10 +117,13 @@ def extract_status(lex: Lexicon, prep: Prepared) -> dict[str, Any]:
     chosen = next((s for s in lex.status_order if s in pool), None)
     if chosen is None:
         return {}
+    if chosen == "new_version":
+        chosen = "limited_access" if "limited_access" in evidence else "released"
+        evidence.setdefault(chosen, evidence["new_version"])
     facts: dict[str, Any] = {"status": chosen}
-    versions = prep.of_kind("version")
+    versions = [v for v in prep.of_kind("version") if v.start < limit]
     if versions:
-        facts["version"] = versions[0].label
+        facts["version"] = lex.lines.get(versions[0].label, versions[0].label)
     if chosen == "expanded":
         where: list[str] = []
         for sentence in dict.fromkeys(evidence[chosen]):
@@ -188,14 +199,18 @@ def extract_pricing(lex: Lexicon, prep: Prepared) -> tuple[bool, list[dict[str, 
             if not _off_topic(prep, prep.sentence_at(m.start())):
                 topic = True
                 break
-    unique = list({tuple(e.values()): e for e in entries}.values())
+    unique = list(
+        {tuple(v for k, v in e.items() if k != "_at"): e for e in reversed(entries)}.values()
+    )
     # The same price said twice (title and summary), once with more detail: keep that one.
     return topic, [e for e in unique if not any(_subsumed(e, o) for o in unique)]
 
 
 def _subsumed(price: dict[str, Any], other: dict[str, Any]) -> bool:
     """``other`` says all that ``price`` says, and more."""
-    return other is not price and all(v is None or other[k] == v for k, v in price.items())
+    return other is not price and all(
+        v is None or other[k] == v for k, v in price.items() if k != "_at"
+    )
 
 
 def _price(lex: Lexicon, prep: Prepared, m: re.Match[str]) -> list[dict[str, Any]]:
@@ -224,9 +239,10 @@ def _price(lex: Lexicon, prep: Prepared, m: re.Match[str]) -> list[dict[str, Any
         if priced is None and lex.pricing_cues.search(text, *sentence) is None:
             return []
     return [
-        {"plan": plan, "amount": _clean(amount), "currency": code, "period": period}
+        {"plan": plan, "amount": _clean(amount), "currency": code, "period": period,
+         "_at": m.start()}
         for amount in amounts
-    ]
+    ]  # fmt: skip
 
 
 # ----------------------------------------------------------------- partnership --
@@ -269,3 +285,55 @@ def _captured(lex: Lexicon, raw: str) -> list[str]:
         elif not any(m.kind in ("competitor", "name", "version", "anchor") for m in found):
             names.append(name)
     return names
+
+
+def extract_partner_claims(lex: Lexicon, prep: Prepared, zone: int) -> dict[str, list[str]]:
+    """Partners the claim zone (before ``zone``) reports as new or as ended.
+
+    ``{"partners": [...], "partners_ended": [...]}``, keys only when non-empty. A
+    partnership cue in a zone sentence that names the product (or a headline naming
+    it) makes the zone's partners claims; a sentence saying a deal ends makes its
+    partners ended instead. Partners mentioned further down are background.
+    """
+    text = prep.text
+    product_in_title = any(
+        m.kind in ("name", "version") and m.start < prep.title_end for m in prep.mentions
+    )
+    cue = False
+    named: list[str] = []
+    ended: list[str] = []
+    for start, end in prep.sentences:
+        if start >= zone:
+            break
+        span = (start, min(end, zone))
+        if lex.partnership_suppress and lex.partnership_suppress.search(text, *span):
+            continue
+        if _off_topic(prep, span):
+            continue
+        names = [m.label for m in prep.of_kind("partner", span)]
+        if names and lex.partnership_ended.search(prep.plain, *span):
+            ended.extend(names)
+            continue
+        product = product_in_title or any(
+            m.kind in ("name", "version", "subject")
+            for m in prep.mentions
+            if span[0] <= m.start < span[1]
+        )
+        if product and lex.partnership_cues.search(text, *span):
+            cue = True
+        named.extend(names)
+    out: dict[str, list[str]] = {}
+    if ended:
+        out["partners_ended"] = list(dict.fromkeys(ended))
+    if cue:
+        lead = _LEAD.split(prep.kept_summary, maxsplit=1)[0]
+        for pattern in lex.capture:
+            for m in pattern.finditer(lead):
+                named.extend(_captured(lex, m.group("name")))
+        fresh = [n for n in dict.fromkeys(named) if n not in out.get("partners_ended", [])]
+        if fresh:
+            out["partners"] = fresh
+    return out
+
+
+_LEAD = re.compile(r"(?<=[.!?؟])\s")

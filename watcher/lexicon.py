@@ -95,6 +95,10 @@ class Lexicon:
     partnership_suppress: Patterns
     capture: tuple[re.Pattern[str], ...]
     not_partners: frozenset[str]
+    partnership_ended: re.Pattern[str]
+    genres: re.Pattern[str]  # headlines of items that report nothing as new
+    retrospective: re.Pattern[str]  # a clause about the past
+    lines: dict[str, str]  # version label → the version line it belongs to
 
 
 def load_lexicon(path: Path | str | None = None) -> Lexicon:
@@ -118,7 +122,7 @@ def load_lexicon(path: Path | str | None = None) -> Lexicon:
 
 
 _TOP = {"version", "product", "names", "context", "exclusions", "competitors", "status"}
-_TOP |= {"places", "pricing", "partnership"}
+_TOP |= {"places", "pricing", "partnership", "claims"}
 _MODIFIERS: tuple[str, ...] = ("negation", "hedge", "reported", "future", "future_after")
 _MODIFIERS += ("questions", "background", "concessive", "clause_breaks")
 
@@ -183,7 +187,7 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
     )
     currencies = _currencies(r, r.table(pricing, "currencies", "pricing"))
     partnership = r.table(data, "partnership", "")
-    allowed = {"cues", "creative", "suppress", "capture", "not_partners", "partners"}
+    allowed = {"cues", "creative", "suppress", "capture", "not_partners", "partners", "ended"}
     r.keys(partnership, allowed, "partnership")
     partners = r.table(partnership, "partners", "partnership", required=False)
     r.labelled_phrases(phrases, "partner", partners, "partnership.partners")
@@ -196,6 +200,12 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
             )
         captures.append(captured)
     not_partners = r.strings(partnership, "not_partners", "partnership", required=False)
+    claims = r.table(data, "claims", "")
+    r.keys(claims, {"genres", "retrospective", "lines"}, "claims")
+    lines = r.table(claims, "lines", "claims", required=False)
+    for label, line in lines.items():
+        if not isinstance(line, str) or not line:
+            raise r.fail(f"claims.lines.{label}", "expected the name of a version line")
 
     late = {  # every Patterns is built before the scanner freezes
         "passing": r.patterns(exclusions, "passing", "exclusions", required=False),
@@ -240,6 +250,10 @@ def _build(r: Reader, data: dict[str, Any]) -> Lexicon:
         periods=r.labelled_patterns(r.table(pricing, "periods", "pricing"), "pricing.periods"),
         capture=tuple(captures),
         not_partners=frozenset(s.lower() for s in not_partners),
+        partnership_ended=r.union(partnership, "ended", "partnership"),
+        genres=r.union(claims, "genres", "claims"),
+        retrospective=r.union(claims, "retrospective", "claims"),
+        lines={str(k): str(v) for k, v in lines.items()},
     )
 
 

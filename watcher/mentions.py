@@ -173,6 +173,18 @@ class Prepared:
         lo, hi = span
         return [m for m in self.mentions if m.kind == kind and lo <= m.start < hi]
 
+    @property
+    def lead_end(self) -> int:
+        """Where the claim zone ends: the headline and the lead's first sentence; an item
+        with no headline (a paragraph) stands on its first two sentences."""
+        if not self.title_end:
+            first = self.sentence_at(0)[1]
+            return self.sentence_at(first)[1] if first < len(self.text) else first
+        start = self.title_end + len(_TITLE_JOIN)
+        if start >= len(self.text):
+            return len(self.text)
+        return self.sentence_at(start)[1]
+
     def sentence_at(self, pos: int) -> tuple[int, int]:
         """The sentence holding ``pos`` (the last one past the end)."""
         if not self.sentences:

@@ -32,6 +32,11 @@ def render(now: dict[str, Any]) -> str:
         lines += _evidence(status)
     else:
         lines.append("Status: unknown")
+    for entry in now.get("versions") or []:
+        if entry is not status:
+            lines.append(
+                f"  {entry['version']}: {entry['value'].replace('_', ' ')} since {entry['since']}"
+            )
     lines.append("Pricing:" if now["pricing"] else "Pricing: none known")
     for plan in now["pricing"]:
         lines.append(
@@ -43,6 +48,16 @@ def render(now: dict[str, Any]) -> str:
     for partner in now["partners"]:
         lines.append(f"  {partner['name']} since {partner['since']}")
         lines += _evidence(partner)
+    ended = now.get("ended") or {}
+    for plan in ended.get("pricing") or []:
+        lines.append(f"  withdrawn: {plan['plan']} ({plan.get('since')} to {plan.get('until')})")
+    for partner in ended.get("partners") or []:
+        lines.append(
+            f"  ended: {partner['name']} ({partner.get('since')} to {partner.get('until')})"
+        )
+    for claim in now.get("reported") or []:
+        publishers = ", ".join(str(r.get("publisher")) for r in claim.get("reports") or [])
+        lines.append(f"Reported, not confirmed: {claim['key']} -> {claim['after']} ({publishers})")
     c = now["counts"]
     lines.append(f"Counts: {c['items']} items, {c['stories']} stories, {c['alerts']} alerts")
     return "\n".join(lines)

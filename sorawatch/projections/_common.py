@@ -12,6 +12,8 @@ from sorawatch.errors import ValidationError
 LANGS = ("ar", "en", "both")
 TOPICS = ("status", "pricing", "partnership")
 KINDS = ("change", "news", "early")
+# What a subscription gets unless it asks: early (unconfirmed) reports are opt-in.
+DEFAULT_KINDS = ("change", "news")
 
 
 def dumps(value: Any) -> str:

@@ -21,6 +21,7 @@ from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, handles
 from sorawatch.projections._common import (
+    DEFAULT_KINDS,
     KINDS,
     TOPICS,
     choose,
@@ -161,7 +162,7 @@ def request(
     address = normalize_email(email)
     lang_ = choose_lang(lang)
     topics_ = choose(topics, TOPICS, "topic")
-    kinds_ = choose(kinds, KINDS, "kind")
+    kinds_ = choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind")
     existing = get(log.redis, log.keys, address)
     if existing is not None and existing.status == "confirmed" and not confirmed:
         return existing

@@ -25,6 +25,7 @@ from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, handles
 from sorawatch.projections._common import (
+    DEFAULT_KINDS,
     KINDS,
     TOPICS,
     choose,
@@ -36,7 +37,7 @@ from sorawatch.projections._common import (
 )
 
 ALL_TOPICS = TOPICS
-ALL_KINDS = KINDS
+ALL_KINDS = DEFAULT_KINDS
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -190,7 +191,7 @@ def register(
     checked = check_url(url, allow_private)
     lang_ = choose_lang(lang)
     topics_ = choose(topics, TOPICS, "topic")
-    kinds_ = choose(kinds, KINDS, "kind")
+    kinds_ = choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind")
     key = check_secret(secret) if secret is not None else new_secret()
     webhook_id = "wh_" + _random.token_hex(12)
     now = utcnow()

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Lang = Literal["ar", "en", "both"]
 Topic = Literal["status", "pricing", "partnership"]
-Kind = Literal["change", "news"]
+Kind = Literal["change", "news", "early"]
 ALL_TOPICS: list[Topic] = ["status", "pricing", "partnership"]
 ALL_KINDS: list[Kind] = ["change", "news"]
 

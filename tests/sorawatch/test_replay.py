@@ -57,19 +57,27 @@ def realistic_run(settings: Settings, redis: Redis) -> EventLog:
     plus = {"plan": "Plus", "amount": 20, "currency": "USD", "period": "month"}
     post(
         log,
-        item(1, "Sora in research preview", facts={"status": "research_preview"}, baseline=True),
-        item(2, "ChatGPT Plus with Sora costs $20", facts={"pricing": [plus]}, baseline=True),
-    )
+        item(1, "Sora in research preview", facts={"status": "research_preview"}, baseline=True,
+             official=True),
+        item(2, "ChatGPT Plus with Sora costs $20", facts={"pricing": [plus]}, baseline=True,
+             official=True),
+    )  # fmt: skip
     work(redis)
     post(
         log,
         item(3, "OpenAI releases Sora 2 to everyone", facts=RELEASED, source="Verge"),
         item(4, "OpenAI releases Sora 2 to everyone!", facts=RELEASED, source="Copy"),
         item(5, "سورا 2 متاح للجميع الآن", lang="ar", facts=RELEASED, source="عربي"),
-        item(6, "Plus now $25", facts={"pricing": [{**plus, "amount": 25}]}),
-        item(7, "Disney and OpenAI sign a Sora deal", facts={"partners": ["Disney"]}),
+        item(6, "Plus now $25", facts={"pricing": [{**plus, "amount": 25}]}, official=True),
+        item(7, "Disney and OpenAI sign a Sora deal", facts={"partners": ["Disney", "Mattel"]},
+             source="Deadline"),
         item(8, "Disney and OpenAI sign a Sora deal", url="https://news.example/7",
              feed="http://127.0.0.1/other.xml"),
+        item(9, "A Sora deal for Disney, say the trades", facts={"partners": ["Disney", "Mattel"]},
+             source="Variety"),
+        item(10, "Mattel walks away from Sora", facts={"partners_ended": ["Mattel"]},
+             official=True),
+        item(11, "Sora 2 paused, one blog says", facts={"status": "paused"}, source="Blog"),
     )  # fmt: skip
     work(redis)
     return log
@@ -82,6 +90,10 @@ def test_replay_rebuilds_every_projection_key_exactly(settings: Settings, redis:
     live_state = state.current(redis, keys)
     assert live_state["counts"]["alerts"] >= 6
     assert live_state["status"]["value"] == "released"
+    assert [p["name"] for p in live_state["partners"]] == ["Disney"]
+    assert [p["name"] for p in live_state["ended"]["partners"]] == ["Mattel"]
+    assert [r["after"]["value"] for r in live_state["reported"]] == ["paused"]
+    assert len(live_state["timeline"]) >= 5
     # something to lose, and something that must survive (secrets are not projections)
     secrets_before = redis.hgetall(keys.webhook_secrets)
     redis.set(keys.projection("stories") + ":junk", "x")

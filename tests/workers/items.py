@@ -23,6 +23,7 @@ def item(
     key: str | None = None,
     at: str | None = None,
     revised_from: str | None = None,
+    official: bool = False,
 ) -> Event:
     facts = facts or {}
     data = {
@@ -34,6 +35,8 @@ def item(
              "partnership" if "partners" in facts else ""} - {""}),
         "facts": facts,
     }  # fmt: skip
+    if official:
+        data["official"] = True
     kind = "item.seen"
     if revised_from is not None:
         kind = "item.revised"
