@@ -168,7 +168,9 @@ def compare_state(state: dict[str, Any], truth: dict[str, Any]) -> list[str]:
         amount = entry.get("amount") if isinstance(entry, dict) else None
         ok = [float(a) for a in want.get("amount") or []]
         if amount is not None and ok and all(abs(float(amount) - a) > 1e-9 for a in ok):
-            wrong.append(f"plan {label}: {amount} (truth: {'/'.join(map(str, ok))})")
+            wrong.append(
+                f"plan {label}: {float(amount):g} (truth: {'/'.join(f'{a:g}' for a in ok)})"
+            )
     for key, (label, _entry) in active_plans.items():
         if key not in truth_plans:
             wrong.append(f"plan {label}: on offer (truth: not)")

@@ -106,3 +106,30 @@ def test_two_replays_give_the_same_alerts(figures: dict[str, Any]) -> None:
     again = replay()
     assert again["fingerprint"] == figures["fingerprint"]
     assert again["deliveries"] == figures["deliveries"]
+
+
+def test_the_state_comparison_reads_both_state_shapes() -> None:
+    """``compare_state`` reads today's state and the per-version one with ``until``."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from history_score import compare_state
+
+    truth = {
+        "status": {"Sora": "discontinued", "Sora 2": "discontinued"},
+        "plans": {"sora-2": {"amount": [0.1], "currency": "USD", "period": "second"}},
+        "partners": {"Disney": "ended", "Mattel": "active"},
+    }
+    today = {
+        "status": {"value": "discontinued", "version": "Sora 2"},
+        "pricing": [{"plan": "sora-2", "amount": 0.1}, {"plan": "ChatGPT Plus", "amount": 20}],
+        "partners": [{"name": "Disney"}, {"name": "Mattel"}],
+    }
+    assert compare_state(today, truth) == [
+        "plan ChatGPT Plus: on offer (truth: not)",
+        "partner Disney: active (truth: ended)",
+    ]
+    coming = {
+        "status": {"Sora": {"value": "discontinued"}, "Sora 2": {"value": "discontinued"}},
+        "plans": [{"plan": "sora-2", "amount": 0.1}, {"plan": "ChatGPT Plus", "until": "x"}],
+        "partners": [{"name": "Disney", "until": "2026-03-24"}, {"name": "Mattel"}],
+    }
+    assert compare_state(coming, truth) == []
