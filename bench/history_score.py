@@ -133,6 +133,9 @@ def _status_lines(status: Any) -> dict[str, str]:
         return {}
     if isinstance(status, dict) and "value" in status:  # one headline status
         return {_version(status.get("version") or "Sora"): str(status["value"])}
+    if isinstance(status, list):  # line entries: {"value", "version", ...}
+        return {_version(e.get("version") or e.get("line") or "Sora"): str(e.get("value"))
+                for e in status if isinstance(e, dict)}  # fmt: skip
     lines = {}
     for label, entry in _entries(status, ("version", "line", "name")):
         value = entry if isinstance(entry, str) else (entry or {}).get("value")
@@ -143,11 +146,13 @@ def _status_lines(status: Any) -> dict[str, str]:
 def compare_state(state: dict[str, Any], truth: dict[str, Any]) -> list[str]:
     """What ``sorawatch state --json`` gets wrong against an event's ``truth``; empty when
     it matches. Reads today's shape (one status; ``pricing`` and ``partners`` lists) and
-    the coming one (status per version; plans and partners with ``until``)."""
+    the coming one (a headline status and ``versions``, one entry per line; ended plans
+    and partners with ``until``, in the lists or apart under ``ended``)."""
     wrong: list[str] = []
     truth_status = {_version(k): v for k, v in (truth.get("status") or {}).items()}
-    got = _status_lines(state.get("status"))
-    if isinstance(state.get("status"), dict) and "value" in state["status"]:
+    per_line = state.get("versions")
+    got = _status_lines(per_line or state.get("status"))
+    if not per_line and isinstance(state.get("status"), dict) and "value" in state["status"]:
         # One status only: it is right when it is the newest version's.
         newest = list((truth.get("status") or {}).items())[-1:] or [("Sora", None)]
         want, have = newest[0][1], next(iter(got.values()), None)
@@ -157,7 +162,9 @@ def compare_state(state: dict[str, Any], truth: dict[str, Any]) -> list[str]:
         for line, want in truth_status.items():
             if got.get(line) != want:
                 wrong.append(f"status of line {line}: {got.get(line)} (truth: {want})")
+    ended: dict[str, Any] = state["ended"] if isinstance(state.get("ended"), dict) else {}
     plans = _entries(state.get("plans", state.get("pricing")), ("plan", "name", "label"))
+    plans += _entries(ended.get("plans", ended.get("pricing")), ("plan", "name", "label"))
     active_plans = {_norm(k): (k, e) for k, e in plans if not _ended(e)}
     truth_plans = {_norm(k): (k, v) for k, v in (truth.get("plans") or {}).items()}
     for key, (label, want) in truth_plans.items():
@@ -175,7 +182,10 @@ def compare_state(state: dict[str, Any], truth: dict[str, Any]) -> list[str]:
         if key not in truth_plans:
             wrong.append(f"plan {label}: on offer (truth: not)")
     partners = _entries(state.get("partners"), ("name", "partner"))
-    shown = {_norm(k): (k, _ended(e)) for k, e in partners}
+    partners += _entries(ended.get("partners"), ("name", "partner"))
+    shown: dict[str, tuple[str, bool]] = {}  # partner → (label, ended); active wins
+    for k, e in partners:
+        shown[_norm(k)] = (k, _ended(e) and shown.get(_norm(k), (k, True))[1])
     truth_partners = {_norm(k): (k, v) for k, v in (truth.get("partners") or {}).items()}
     for key, (label, want) in truth_partners.items():
         if key not in shown:
@@ -183,8 +193,8 @@ def compare_state(state: dict[str, Any], truth: dict[str, Any]) -> list[str]:
         elif shown[key][1] != (want == "ended"):
             have = "ended" if shown[key][1] else "active"
             wrong.append(f"partner {label}: {have} (truth: {want})")
-    for key, (label, ended) in shown.items():
-        if key not in truth_partners and not ended:
+    for key, (label, gone) in shown.items():
+        if key not in truth_partners and not gone:
             wrong.append(f"partner {label}: active (truth: never a partner)")
     return wrong
 

@@ -133,3 +133,17 @@ def test_the_state_comparison_reads_both_state_shapes() -> None:
         "partners": [{"name": "Disney", "until": "2026-03-24"}, {"name": "Mattel"}],
     }
     assert compare_state(coming, truth) == []
+    apart = {  # ended facts kept apart, a headline status and one entry per line
+        "status": {"value": "discontinued", "version": "Sora 2"},
+        "versions": [
+            {"value": "released", "version": "Sora"},
+            {"value": "discontinued", "version": "Sora 2"},
+        ],
+        "pricing": [{"plan": "sora-2", "amount": 0.1}],
+        "partners": [{"name": "Mattel"}],
+        "ended": {
+            "pricing": [{"plan": "Free", "until": "x"}],
+            "partners": [{"name": "Disney", "until": "y"}],
+        },
+    }
+    assert compare_state(apart, truth) == ["status of line 1: released (truth: discontinued)"]
