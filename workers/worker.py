@@ -122,6 +122,19 @@ class Worker(RqWorker):
         super().clean_registries()  # type: ignore[no-untyped-call]
 
 
+class BurstWorker(SimpleWorker):
+    """RQ's in-process worker without the pubsub command channel, for one burst pass.
+
+    Nobody sends commands to a pass that ends by itself, and the channel costs up to a
+    minute at the end: RQ's teardown unsubscribes, then stops the listener thread, which
+    redis-py 8 now waits for; but the thread, seeing no subscription any more, is asleep
+    for RQ's ``sleep_time`` (60 s) waiting for one. Every `work --burst` could stall so.
+    """
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
+
+
 def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] = QUEUES) -> int:
     """Run every job due now on ``queues`` (scheduled retries included) and return
     how many rounds did work. Configures the runtime for this process."""
@@ -131,7 +144,7 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
     queues_ = [queue(name, rt.redis) for name in queues]
     busy = 0
     for _ in range(MAX_ROUNDS):
-        worker = SimpleWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
+        worker = BurstWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
         if not worker.work(burst=True, with_scheduler=True, logging_level="WARNING"):
             return busy
         busy += 1
