@@ -117,7 +117,7 @@ def main() -> int:
             url = web.url("/wire.xml")
             settings = dataclasses.replace(
                 Settings(), data=DataSettings(dir=str(tmp / "data")),
-                feeds=(FeedSettings(url=url, name="Wire"),),
+                feeds=(FeedSettings(url=url, name="Wire", trust="official"),),
             ).with_redis_url(server.url)  # fmt: skip
             redis = Redis.from_url(server.url)
             keys = Keys(settings.redis.prefix)

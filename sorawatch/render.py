@@ -161,7 +161,9 @@ def _status_text(value: Mapping[str, Any] | None, lang: str) -> str:
         return ""
     label = status_label(value.get("value"), lang)
     version = value.get("version")
-    return phrase("version", lang, label=label, version=version) if version else label
+    if not version or version == phrase("product", "en"):
+        return label  # the first line is the product itself: "Sora status: Released"
+    return phrase("version", lang, label=label, version=version)
 
 
 def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
@@ -218,6 +220,12 @@ def headline(alert: Mapping[str, Any], lang: str) -> str:
                 line = phrase(f"headline.{alert['kind']}", lang, line=line)
             return line
     return _source_title(alert, lang)
+
+
+def change_text(change: Mapping[str, Any], lang: str) -> str:
+    """One change as a short line ("Sora status: Released"), for lists."""
+    name, values = _fields(change, lang)
+    return phrase(f"headline.{name}", lang, **values) if all(values.values()) else ""
 
 
 def _change_sentence(change: Mapping[str, Any], lang: str) -> str:
@@ -293,6 +301,7 @@ def environment() -> Environment:
         period_label=period_label,
         headline=headline,
         summary=summary,
+        change_text=change_text,
         direction=direction,
         safe_url=safe_url,
     )

@@ -363,6 +363,7 @@ url = "{feed.url}"
 name = "Local Sora news"
 lang = "en"
 interval = 10
+trust = "official"
 """,
         "utf-8",
     )

@@ -57,8 +57,11 @@ class Classifier:
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
 
-    def classify(self, title: str, summary: str, lang: str | None = None) -> Classification:
+    def classify(
+        self, title: str, summary: str, lang: str | None = None, first_party: bool = False
+    ) -> Classification:
         """Classify an item from its title and summary; ``lang`` ("ar", "en") may be None.
+        ``first_party``: the vendor's own feed, where "Sora" needs no other context.
 
         The same rules run for every language, because items mix scripts ("أطلقت OpenAI
         نموذج Sora"); ``lang`` is accepted for callers that know it and does not change
@@ -68,7 +71,7 @@ class Classifier:
         prep = Prepared.of(
             self.lexicon.phrases, (title or "")[:MAX_TITLE], (summary or "")[:MAX_SUMMARY]
         )
-        if not self.is_relevant(prep):
+        if not self.is_relevant(prep, first_party):
             return _NOT_RELEVANT
         lex = self.lexicon
         zone = self.claim_zone(prep)
@@ -118,8 +121,9 @@ class Classifier:
         chosen = prices if launch or in_zone else []
         return [{k: v for k, v in p.items() if k != "_at"} for p in chosen]
 
-    def is_relevant(self, prep: Prepared) -> bool:
-        """About the product at all: named, in context, not another Sora, not in passing."""
+    def is_relevant(self, prep: Prepared, first_party: bool = False) -> bool:
+        """About the product at all: named, in context, not another Sora, not in passing.
+        On the vendor's own feed the vendor is the context."""
         names = [m for m in prep.mentions if m.kind in ("name", "version")]
         if not names:
             return False
@@ -129,7 +133,7 @@ class Classifier:
             if not names:
                 return False
         kinds = {m.kind for m in prep.mentions}
-        anchored = "anchor" in kinds
+        anchored = first_party or "anchor" in kinds
         if "domain" in kinds and not (anchored or "version" in kinds):
             return False  # Kingdom Hearts, a bitcoin fund: another Sora's world
         tiers = {"strong" if n.kind == "version" else n.label for n in names}

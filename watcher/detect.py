@@ -38,7 +38,9 @@ class Classification(Protocol):
 
 
 class Classifier(Protocol):
-    def classify(self, title: str, summary: str, lang: str) -> Classification: ...
+    def classify(
+        self, title: str, summary: str, lang: str, first_party: bool = ...
+    ) -> Classification: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,7 @@ def detect(
             out.unchanged += 1
             out.updates[item.key] = Seen(before.hash, before.event_hash, day)
             continue
-        verdict = classifier.classify(item.title, item.summary, item.lang)
+        verdict = classifier.classify(item.title, item.summary, item.lang, first_party=official)
         out.classified += 1
         if not verdict.relevant:
             out.irrelevant += 1

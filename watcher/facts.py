@@ -81,6 +81,20 @@ def _judge(lex: Lexicon, cue: StatusCue, prep: Prepared, start: int, end: int) -
     return cue.status if outcome == "keep" else outcome
 
 
+def _anywhere(lex: Lexicon, prep: Prepared, status: str) -> bool:
+    """Whether any sentence of the item supports ``status`` (background aside)."""
+    for cue in lex.cues:
+        if cue.status != status:
+            continue
+        for m in cue.pattern.finditer(prep.text):
+            sentence = prep.sentence_at(m.start())
+            if cue.suppress and cue.suppress.search(prep.text, *sentence):
+                continue
+            if _judge(lex, cue, prep, m.start(), m.end()) == status:
+                return True
+    return False
+
+
 def _asks(lex: Lexicon, prep: Prepared, pos: int) -> bool:
     start, end = prep.sentence_at(pos)
     return lex.questions.search(prep.text[start:end].strip(" .")) is not None
@@ -117,8 +131,9 @@ def extract_status(lex: Lexicon, prep: Prepared, zone: int | None = None) -> dic
     chosen = next((s for s in lex.status_order if s in pool), None)
     if chosen is None:
         return {}
-    if chosen == "new_version":
-        chosen = "limited_access" if "limited_access" in evidence else "released"
+    if chosen == "new_version":  # how the launch opens may be told further down
+        limited = "limited_access" in evidence or _anywhere(lex, prep, "limited_access")
+        chosen = "limited_access" if limited else "released"
         evidence.setdefault(chosen, evidence["new_version"])
     facts: dict[str, Any] = {"status": chosen}
     versions = [v for v in prep.of_kind("version") if v.start < limit]
@@ -310,7 +325,10 @@ def extract_partner_claims(lex: Lexicon, prep: Prepared, zone: int) -> dict[str,
             continue
         if _off_topic(prep, span):
             continue
-        names = [m.label for m in prep.of_kind("partner", span)]
+        names = [
+            m.label for m in prep.of_kind("partner", span)
+            if not _VENUE.search(prep.plain, max(0, m.start - 14), m.start)
+        ]  # fmt: skip
         if names and lex.partnership_ended.search(prep.plain, *span):
             ended.extend(names)
             continue
@@ -337,3 +355,5 @@ def extract_partner_claims(lex: Lexicon, prep: Prepared, zone: int) -> dict[str,
 
 
 _LEAD = re.compile(r"(?<=[.!?؟])\s")
+# A festival where a film is shown is a venue, not a partner ("shown at Cannes Lions").
+_VENUE = re.compile(r"(?:\b(?:at|during)(?:\s+the)?|(?<!\w)(?:في|خلال))\s+$")

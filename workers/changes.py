@@ -161,7 +161,7 @@ def decide(
     reported: list[Change] = []
     generations: dict[str, int] = {}
     for change in fold(snapshot(redis, keys), facts, asof, dated):
-        earlier = state.reports_of(redis, keys, change.claim)
+        earlier = _fresh(state.reports_of(redis, keys, change.claim), seen, workers.window_days)
         by = confirmed_by(report, earlier, workers.window_days, workers.confirm_headline)
         if by is None:
             reported.append(change)
@@ -210,6 +210,17 @@ def decide(
     }  # fmt: skip
     kind = "story.merged" if match else "story.started"
     return [(Event.new(kind, decision_data, item.id), []), *follow]
+
+
+def _fresh(earlier: dict[str, Any] | None, seen: float, days: int) -> dict[str, Any] | None:
+    """The reports of a claim still within the window: an old unconfirmed report (a false
+    lead months ago) neither confirms a change nor gives it its story."""
+    if earlier is None:
+        return None
+    reports = [r for r in earlier.get("reports") or [] if seen - epoch(r.get("at")) <= days * DAY]
+    if not reports:
+        return None
+    return {**earlier, "reports": reports, "story": reports[0].get("story") or earlier.get("story")}
 
 
 def _reported(change: Change, report: Report, evidence: dict[str, Any], item: Event) -> Event:

@@ -14,6 +14,8 @@ The rules, each with a name the tests use:
 - ``scope``: an ``expanded`` claim naming a place the line does not reach yet is a
   change even when the line is already expanded ("now in Japan" after "now in the EU").
 - ``resume``: a paused line moves on with any running status claim.
+- ``open to all``: a line that expanded while still in limited access (an API, a
+  new platform, invite-only all along) is released when it opens to everyone.
 - ``ended``: nothing moves a discontinued line.
 - ``new line``: a claim naming a version never seen opens its line; a claim with no
   version is about the newest line; ``discontinued`` with no version ends every line.
@@ -181,6 +183,9 @@ def _step(snap: Snapshot, line: str, facts: dict[str, Any], newer: Any) -> list[
         return [Change("status", f"status:{line}", before, after)] if RANK[current] < 1 else []
     if RANK.get(claimed, -1) > RANK.get(current, -1):  # ``lifecycle``: forward only
         return [Change("status", f"status:{line}", before, _where(after, where))]
+    if claimed == "released" and "released" not in (entry.get("steps") or [current]):
+        # ``open to all``: a line that grew (an API, a platform) while still invite-only
+        return [Change("status", f"status:{line}", before, after)]
     return []
 
 

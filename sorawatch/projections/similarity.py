@@ -94,7 +94,8 @@ def amount(value: Any) -> str:
 def status_signature(facts: dict[str, Any]) -> str | None:
     if not facts.get("status"):
         return None
-    return f"status|{_n(facts['status'])}|{_n(facts.get('version'))}"
+    where = ",".join(sorted(_n(w) for w in facts.get("where") or []))
+    return f"status|{_n(facts['status'])}|{_n(facts.get('version'))}|{where}"
 
 
 def plan_signature(plan: dict[str, Any]) -> str:

@@ -16,8 +16,8 @@ Keys under ``keys.projection("state")``:
 - ``:reported`` hash claim → the reports of a change not yet confirmed;
 - ``:changes:<topic>`` ids of the state.changed events per topic.
 
-Discontinuing every line withdraws every plan and ends every partnership: a plan or
-a partnership of a product that no longer exists is over (rule ``shutdown``).
+Discontinuing every line withdraws every plan: nothing is on offer of a product that
+no longer exists (rule ``shutdown``). A partnership ends only when a report says so.
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ def _on_changed(redis: Redis, keys: Keys, event: Event) -> None:
             line = str(after.get("version") or "Sora")
             old = loads(redis.hget(f"{ns}:lines", line)) or {}
             where = list(dict.fromkeys([*(old.get("where") or []), *(after.get("where") or [])]))
+            steps = list(dict.fromkeys([*(old.get("steps") or []), after["value"]]))
             entry = {"value": after["value"], "version": line, **common,
-                     "opened": old.get("opened") or since, "where": where}  # fmt: skip
+                     "opened": old.get("opened") or since, "where": where, "steps": steps}  # fmt: skip
             pipe.hset(f"{ns}:lines", line, dumps(entry))
         elif topic == "pricing":
             entry = {**{k: after.get(k) for k in PRICE_FIELDS}, **common}
@@ -220,7 +221,7 @@ def _end(redis: Redis, pipe: Any, ns: str, key: str, table: str, field: str, unt
 
 def _shutdown(redis: Redis, pipe: Any, ns: str, line: str, since: str,
               evidence: list[dict[str, Any]]) -> None:  # fmt: skip
-    """Rule ``shutdown``: the last line discontinued withdraws plans and ends partners."""
+    """Rule ``shutdown``: the last line discontinued withdraws every plan."""
     others = [loads(v) for k, v in redis.hgetall(f"{ns}:lines").items() if text(k) != line]
     if any(o.get("value") != "discontinued" for o in others):
         return
@@ -236,10 +237,6 @@ def _shutdown(redis: Redis, pipe: Any, ns: str, line: str, since: str,
             since,
             evidence,
         )
-    for field, raw in redis.hgetall(f"{ns}:partners").items():
-        partner = loads(raw)
-        key = f"partner:{partner.get('name')}"
-        _end(redis, pipe, ns, key, f"{ns}:partners", text(field), since, evidence)
 
 
 @handles("change.reported")

@@ -115,10 +115,23 @@ def clean_state(current: dict[str, Any]) -> dict[str, Any]:
         for p in current.get("partners") or ()
     ]
     counts = current.get("counts") or {}
+    ended = current.get("ended") or {}
+    gone = [
+        {"name": clean_text(e.get("plan") or e.get("name")), "since": e.get("since"),
+         "until": e.get("until")}
+        for e in [*(ended.get("pricing") or ()), *(ended.get("partners") or ())]
+    ]  # fmt: skip
+    reported = [
+        {"topic": r.get("topic"), "after": r.get("after") or {},
+         "publishers": [clean_text(x.get("publisher")) for x in r.get("reports") or ()]}
+        for r in current.get("reported") or ()
+    ]  # fmt: skip
     return {
         "status": status,
         "pricing": pricing,
         "partners": partners,
+        "ended": gone,
+        "reported": reported,
         "counts": {k: counts.get(k, 0) for k in ("items", "stories", "alerts")},
     }
 

@@ -53,7 +53,9 @@ def rss(items: list[tuple[str, str, str]], lang: str = "en") -> bytes:
 
 
 def feeds_toml(urls: dict[str, str], interval: int = 10) -> str:
+    """First-party feeds: what one says is confirmed alone (these tests are about delivery)."""
     return "".join(
-        f'[[feeds]]\nurl = "{url}"\nname = "Outlet {name}"\nlang = "en"\ninterval = {interval}\n\n'
+        f'[[feeds]]\nurl = "{url}"\nname = "Outlet {name}"\nlang = "en"\ninterval = {interval}\n'
+        'trust = "official"\n\n'
         for name, url in urls.items()
     )

@@ -423,7 +423,7 @@ def test_crlf_and_10000_character_titles_reach_no_mail_header(
     for address, lang in people.items():
         subscribe(log, address, lang)
     with FeedServer() as server, httpx.Client(timeout=10, trust_env=False) as client:
-        feed = FeedSettings(url=server.url("/news.xml"), name="Outlet", lang="en")
+        feed = FeedSettings(url=server.url("/news.xml"), name="Outlet", lang="en", trust="official")
         server.route("/news.xml", Route(rss(WEATHER).encode()))
         watcher = poller(settings, redis, client)
         assert watcher.poll(feed, force=True).baseline
@@ -570,7 +570,7 @@ def test_dates_in_the_years_1_and_9999_and_garbage(
         subscribe(log, address, lang, kinds=["change", "news"])
     bodies = dated_feeds()
     with FeedServer() as server, httpx.Client(timeout=10, trust_env=False) as client:
-        feeds = [FeedSettings(url=server.url(p), name=p) for p in bodies]
+        feeds = [FeedSettings(url=server.url(p), name=p, trust="official") for p in bodies]
         weather = {
             "/rss.xml": (rss(WEATHER).encode(), "application/rss+xml"),
             "/atom.xml": (rss(WEATHER).encode(), "application/rss+xml"),

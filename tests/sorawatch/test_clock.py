@@ -130,7 +130,7 @@ def test_watch_and_work_decide_by_the_fixed_clock(
         config = tmp_path / "sorawatch.toml"
         config.write_text(
             f'[redis]\nurl = "{redis_url}"\n\n[data]\ndir = "{tmp_path / "data"}"\n\n'
-            f'[[feeds]]\nurl = "{url}"\nname = "Outlet A"\nlang = "en"\n',
+            f'[[feeds]]\nurl = "{url}"\nname = "Outlet A"\nlang = "en"\ntrust = "official"\n',
             "utf-8",
         )
         # The first poll is a baseline; its item is seen at the fixed instant.
