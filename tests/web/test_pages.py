@@ -146,3 +146,35 @@ def test_wrong_method_on_a_page_is_405(client: TestClient) -> None:
     response = client.delete("/", headers=HTML)
     assert response.status_code == 405
     assert "Not allowed here" in response.text
+
+
+def test_reported_changes_and_ended_facts_are_shown_as_such(
+    client: TestClient, log: EventLog
+) -> None:
+    from sorawatch.events import Event
+    from sorawatch.projections import apply
+
+    def write(event: Event) -> None:
+        log.append(event)
+        apply(log.redis, log.keys, event)
+
+    seed(log)
+    after = {"value": "paused", "version": "Sora 2"}
+    write(Event.new("change.reported", {
+        "claim": "status:sora 2|paused", "topic": "status", "key": "status:Sora 2",
+        "before": None, "after": after, "since": "2025-10-01T10:00:00Z",
+        "publisher": "Rumour Blog", "story": "st_x", "item_event": "item.seen:x",
+    }, "x"))  # fmt: skip
+    write(Event.new("state.changed", {
+        "topic": "partnership", "key": "partner:Disney", "before": {"partner": "Disney", "active": True},
+        "after": {"partner": "Disney", "active": False}, "since": "2026-03-24T22:30:00Z",
+    }, "partnership", "end"))  # fmt: skip
+    en = client.get("/?lang=en").text
+    assert "Reported, not yet confirmed" in en
+    assert "Sora status: Paused (Sora 2)" in en
+    assert "Rumour Blog" in en
+    ended = en[en.index('id="ended"') :]
+    assert "Disney" in ended
+    assert 'datetime="2026-03-24T22:30:00Z"' in ended
+    ar = client.get("/?lang=ar").text
+    assert "أخبار لم تتأكد بعد" in ar
