@@ -289,11 +289,13 @@ def _on_report(redis: Redis, keys: Keys, event: Event) -> None:
 
 
 def same_price(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """The same amount, currency and period (names already match)."""
+    """The same amount, currency and period (names already match); a period one report
+    leaves out is unknown, not different."""
+    periods = {norm(a.get("period")), norm(b.get("period"))} - {""}
     return (
         amount_text(a.get("amount")) == amount_text(b.get("amount"))
         and norm(a.get("currency")) == norm(b.get("currency"))
-        and norm(a.get("period")) == norm(b.get("period"))
+        and len(periods) <= 1
     )
 
 
