@@ -43,7 +43,13 @@ SENT_MARK_TTL = 90 * 86400
 OUTCOME_TTL = 7 * 86400
 # Said by the key or by default, so not stored in each compact outcome.
 _DERIVED = ("id", "alert_id", "channel", "recipient")
-_DEFAULTS: dict[str, Any] = {"error": None, "permanent": False, "attempt": 0}
+_DEFAULTS: dict[str, Any] = {
+    "error": None,
+    "permanent": False,
+    "attempt": 0,
+    "at": None,
+    "event": None,
+}
 
 
 def _ns(keys: Keys) -> str:
@@ -59,18 +65,26 @@ def _counts_key(keys: Keys, alert_id: str, channel: str) -> str:
 
 
 def _pack(entry: dict[str, Any]) -> str:
-    """An outcome without what its key says and without default values."""
+    """An outcome without what its key says and without default values. A ``sent``
+    outcome (nearly all of them, one per recipient) is just its status: when and in
+    which event it was sent is in the log (the batch's ``delivery.succeeded``)."""
+    sent = entry.get("status") == "sent"
     return dumps(
         {
             k: v
             for k, v in entry.items()
-            if k not in _DERIVED and not (k in _DEFAULTS and v == _DEFAULTS[k])
+            if k not in _DERIVED
+            and not (k in _DEFAULTS and v == _DEFAULTS[k])
+            and not (sent and k in ("at", "event"))
+            and not (k == "webhook_id" and v == entry.get("recipient"))
         }
     )
 
 
 def _unpack(alert_id: str, channel: str, recipient: str, raw: Any) -> dict[str, Any]:
     stored = loads(raw)
+    if channel == "webhook":
+        stored.setdefault("webhook_id", recipient)
     return {
         "id": letter_id(alert_id, channel, recipient),
         "alert_id": alert_id,
