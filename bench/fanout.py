@@ -337,6 +337,26 @@ def used_memory(redis: Redis) -> int:
     return int(redis.info("memory")["used_memory"])
 
 
+def key_bytes(redis: Redis, pattern: str) -> int:
+    """Bytes Redis holds for the keys matching ``pattern`` (MEMORY USAGE, all samples)."""
+    total = 0
+    for key in redis.scan_iter(match=pattern, count=1000):
+        total += int(redis.memory_usage(key, samples=0) or 0)
+    return total
+
+
+def breakdown(redis: Redis, keys: Keys, alert_id: str, log_before: int) -> dict[str, int]:
+    """Where the bytes an alert's delivery left in Redis are."""
+    ledger_ns = keys.projection("ledger")
+    return {
+        "outcomes": key_bytes(redis, f"{ledger_ns}:o:{alert_id}:*"),
+        "counts": key_bytes(redis, f"{ledger_ns}:c:{alert_id}:*"),
+        "sent_marks": key_bytes(redis, ledger.sent_key(keys, alert_id, "*")),
+        "log": int(redis.memory_usage(keys.events, samples=0) or 0) - log_before,
+        "rq_jobs_1h": key_bytes(redis, f"rq:*{alert_id}*"),
+    }
+
+
 def sent(redis: Redis, keys: Keys, alert_id: str, channel: str) -> int:
     """Recipients of an alert recorded sent (ledger counts, else the marks)."""
     counts = ledger.counts(redis, keys, alert_id, channel)
@@ -404,6 +424,8 @@ def our_run(world: World, size: int, rep: int) -> dict[str, Any]:
     alert_id = f"al_n{size}_r{rep}"
     alert, _ = raise_alert(log, alert_id=alert_id)
     memory_before = used_memory(redis)
+    log_before = int(redis.memory_usage(keys.events, samples=0) or 0)
+    lines_unsettled = world.rx.count()  # how the old bench took its mark: see "log_lines"
     mail_before = settled(world.sink.count)
     t = time.perf_counter()
     counts = fanout.fan_out_alert(log, alert, world.settings)
@@ -412,20 +434,25 @@ def our_run(world: World, size: int, rep: int) -> dict[str, Any]:
     hook_secs, hook_stats = world.pool("webhook")
     mails = settled(world.sink.count) - mail_before
     requests, distinct = world.hook_arrivals(alert_id)
+    log_lines = world.rx.count() - lines_unsettled
     got_email, got_hook = (
         sent(redis, keys, alert_id, "email"),
         sent(redis, keys, alert_id, "webhook"),
     )
     stats = email_stats + hook_stats
+    where = breakdown(redis, keys, alert_id, log_before)
+    memory_after = used_memory(redis)
     return {
+        "redis_mb": [memory_before / 2**20, memory_after / 2**20],
+        "bytes_per_recipient": {k: v / max(size, 1) for k, v in where.items()},
         "size": size, "run": rep + 1, "planned": counts, "fanout_s": fan_secs,
         "email": {"sent": got_email, "seconds": email_secs, "rate": got_email / email_secs,
                   "arrived": mails},
         "webhook": {"sent": got_hook, "seconds": hook_secs, "rate": got_hook / hook_secs,
-                    "arrived": requests, "distinct": distinct},
+                    "arrived": requests, "distinct": distinct, "log_lines": log_lines},
         "first_rss_mb": max(s["first_rss_kb"] for s in email_stats) / 1024,
         "peak_rss_mb": max(s["peak_kb"] for s in stats) / 1024,
-        "redis_bytes_per_recipient": (used_memory(redis) - memory_before) / max(size, 1),
+        "redis_bytes_per_recipient": (memory_after - memory_before) / max(size, 1),
         "exact": got_email == mails == size and got_hook == requests == distinct == world.args.m,
     }  # fmt: skip
 
@@ -435,9 +462,12 @@ def show_run(r: dict[str, Any]) -> None:
     print(f"  N={r['size']:,} run {r['run']}: email {e['sent']:,} in {e['seconds']:.2f} s = "
           f"{e['rate']:,.0f}/s (sink got {e['arrived']:,}); webhooks {h['sent']:,} in "
           f"{h['seconds']:.2f} s = {h['rate']:,.0f}/s (receiver got {h['arrived']:,} requests, "
-          f"{h['distinct']:,} distinct ids); fan-out {r['fanout_s']:.2f} s; worker RSS "
+          f"{h['distinct']:,} distinct ids, {h['log_lines']:,} log lines since a mark taken without "
+          f"waiting for nginx's buffered log); fan-out {r['fanout_s']:.2f} s; worker RSS "
           f"{r['first_rss_mb']:.0f} MB after the first job, peak {r['peak_rss_mb']:.0f} MB; "
-          f"Redis +{r['redis_bytes_per_recipient']:.0f} B per subscriber"
+          f"Redis {r['redis_mb'][0]:,.0f} -> {r['redis_mb'][1]:,.0f} MB, "
+          f"+{r['redis_bytes_per_recipient']:.0f} B per subscriber ("
+          + ", ".join(f"{k} {v:.0f}" for k, v in r["bytes_per_recipient"].items()) + ")"
           + ("" if r["exact"] else "  ** NOT EXACTLY ONCE **"), flush=True)  # fmt: skip
 
 
