@@ -9,6 +9,7 @@ client hung up, which is what the fix changes (no timing is asserted).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import socket
 import socketserver
 import threading
@@ -127,3 +128,22 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(
     # Each byte came within the per-read timeout; only a bound on the whole request
     # ends it long before the 40 dripped bytes are out.
     assert endpoint.written["/drip"] < DRIP // 2
+
+
+def test_a_wait_over_a_second_is_logged_with_what_it_waited_for(
+    redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.http_receiver import HttpReceiver
+
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    with HttpReceiver() as rx:
+        rx.script("/slow", [(200, {}, 1.5)])
+        hook, _ = webhooks.register(log, rx.url("/slow?token=secret-part"), allow_private=True)
+        raise_alert(log)
+        with caplog.at_level(logging.WARNING, logger="sorawatch.waits"):
+            webhook_jobs.deliver_webhooks("al_test1", [hook.id], 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sorawatch.waits"]
+    assert any("webhook POST to 127.0.0.1" in line for line in lines), lines
+    assert not any("secret-part" in line for line in lines)  # the host only, never the URL
+    assert ledger.status(redis, log.keys, "al_test1", "webhook", hook.id) == "sent"
