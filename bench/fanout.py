@@ -215,10 +215,12 @@ def _child(kind: str, payload: Any, go: Any, results: Any) -> None:
     results.put((done, time.perf_counter() - started))
 
 
-def in_processes(kind: str, payloads: list[Any]) -> float:
+def in_processes(kind: str, payloads: list[Any], timeout: float = 600.0) -> float:
     """Run ``kind`` in one spawned process per payload, all started together; returns
-    items per second over the whole (the slowest process ends the clock)."""
+    items per second over the whole (the slowest process ends the clock). Raises
+    ``OutOfTime`` (after killing them) when they take longer than ``timeout`` seconds."""
     import multiprocessing
+    import queue as stdqueue
 
     ctx = multiprocessing.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
@@ -228,7 +230,14 @@ def in_processes(kind: str, payloads: list[Any]) -> float:
     for _ in procs:
         results.get(timeout=60)
     go.set()
-    outs = [results.get(timeout=3600) for _ in procs]
+    ends = time.monotonic() + timeout
+    try:
+        outs = [results.get(timeout=max(ends - time.monotonic(), 0.1)) for _ in procs]
+    except stdqueue.Empty:
+        for p in procs:
+            p.kill()
+            p.join(10)
+        raise OutOfTime(f"{kind} still running after {timeout:.0f} s") from None
     for p in procs:
         p.join(30)
     return sum(d for d, _ in outs) / max(s for _, s in outs)
@@ -413,9 +422,9 @@ def raw_round(world: World, mails: list[tuple[str, bytes]], hook: tuple[bytes, d
     w, args = world.args.w, world.args
     world.budget.need(10, "the raw clients")
     smtp = in_processes("raw_smtp", [(world.sink.port, part, args.smtp_concurrency)
-                                     for part in split(mails, w)])  # fmt: skip
+                                     for part in split(mails, w)], world.budget.left())  # fmt: skip
     http = in_processes("raw_http", [(part, hook[0], hook[1], args.hook_concurrency)
-                                     for part in split(urls, w)])  # fmt: skip
+                                     for part in split(urls, w)], world.budget.left())  # fmt: skip
     return smtp, http
 
 
@@ -562,8 +571,9 @@ def main() -> int:
             world = World(args, settings, redis, log, sink, rx, hook_ids, budget)
             try:
                 w = args.w
-                ceil_smtp = in_processes("ceiling_smtp", [(sink.port, 20_000 // w, 4)] * w)
-                ceil_http = in_processes("ceiling_http", [(rx.port, 40_000 // w, 4)] * w)
+                left = budget.left
+                ceil_smtp = in_processes("ceiling_smtp", [(sink.port, 20_000 // w, 4)] * w, left())
+                ceil_http = in_processes("ceiling_http", [(rx.port, 40_000 // w, 4)] * w, left())
                 extra.update(ceiling_smtp=num(ceil_smtp), ceiling_http=num(ceil_http))
                 print(f"  sink ceilings: smtp-sink {ceil_smtp:,.0f} msg/s, nginx "
                       f"{ceil_http:,.0f} req/s (raw-socket pipelining clients)")  # fmt: skip
@@ -615,8 +625,9 @@ def main() -> int:
                 complete, stopped = False, str(exc)
                 print(f"\nbench: STOPPED, time budget of {args.budget:.0f} s used up: {stopped}. "
                       "The figures below cover only the runs that finished.", flush=True)  # fmt: skip
-    summary = summarise(runs, base, pairs) if runs else {"sizes": {}, "flatness": {}, "stalls": [],
-                                                          "baselines": {}, "ratios": {}}  # fmt: skip
+    empty = {"sizes": {}, "flatness": {"email": None, "webhook": None}, "stalls": [],
+             "baselines": {}, "ratios": {}}  # fmt: skip
+    summary = summarise(runs, base, pairs) if runs else empty
     print("\nsummary (rates per second; flatness = median at the largest size / at the smallest):")
     for size, entry in summary["sizes"].items():
         for ch in ("email", "webhook"):
@@ -634,8 +645,9 @@ def main() -> int:
         if ratio["rounds"]:
             print(f"  {name}: median {ratio['median']}, spread {ratio['min']}-{ratio['max']} "
                   f"over {ratio['rounds']} rounds")  # fmt: skip
-    exact = all(r["exact"] for r in runs)
-    print(f"  every run delivered each mail and webhook exactly once: {'yes' if exact else 'NO'}")
+    exact = all(r["exact"] for r in runs) if runs else None
+    said = {True: "yes", False: "NO", None: "no run finished"}[exact]
+    print(f"  every run delivered each mail and webhook exactly once: {said}")
     result = {**summary, "m": args.m, "w": args.w, "repeat": args.repeat, "exactly_once": exact,
               "complete": complete, "stopped": stopped, "elapsed_s": num(budget.seconds - budget.left(), 1),
               **extra}  # fmt: skip
