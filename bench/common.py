@@ -225,8 +225,10 @@ def redis_server(folder: Path) -> Iterator[RedisServer]:
 # -- worker processes ------------------------------------------------------------------
 
 
-def _work(settings: Any, queues: list[str], go: Any, results: Any) -> None:
-    """Child: wait for ``go``, drain ``queues`` with a SimpleWorker (burst), report."""
+def _work(settings: Any, queues: list[str], go: Any, results: Any, stock: bool = False) -> None:
+    """Child: wait for ``go``, drain ``queues`` with a burst worker, report. ``stock``:
+    RQ's own SimpleWorker (whose stop can wait out its 60 s pubsub poll) instead of
+    the project's ``BurstWorker``, to reproduce that stall."""
     import logging
 
     from rq import SimpleWorker
@@ -235,13 +237,16 @@ def _work(settings: Any, queues: list[str], go: Any, results: Any) -> None:
     from sorawatch.events import queue
     from sorawatch.store import connect
     from workers import email, runtime, webhook  # noqa: F401  (imported before the clock)
+    from workers.worker import BurstWorker
 
+    logging.basicConfig(level=logging.WARNING, format="    [worker %(process)d] %(message)s")
     logging.getLogger("rq").setLevel(logging.WARNING)
     redis = connect(settings)
     runtime.configure(settings, redis)
     samples: list[int] = []
+    base = SimpleWorker if stock else BurstWorker
 
-    class Measured(SimpleWorker):
+    class Measured(base):  # type: ignore[valid-type,misc]
         def perform_job(self, job: Any, queue: Any, execution: Any = None) -> bool:
             ok = bool(super().perform_job(job, queue, execution))
             samples.append(rss_kb())
@@ -263,16 +268,24 @@ class WorkerPool:
     """W spawned worker processes draining ``queues``; ``run()`` returns wall seconds from
     the go signal until the last worker found its queues empty, and per-worker stats."""
 
-    def __init__(self, settings: Any, queues: Sequence[str], processes: int) -> None:
+    def __init__(
+        self, settings: Any, queues: Sequence[str], processes: int, stock: bool = False
+    ) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.go = self.ctx.Event()
         self.results = self.ctx.Queue()
         self.procs = [
-            self.ctx.Process(target=_work, args=(settings, list(queues), self.go, self.results))
+            self.ctx.Process(
+                target=_work, args=(settings, list(queues), self.go, self.results, stock)
+            )
             for _ in range(processes)
         ]
 
-    def run(self) -> tuple[float, list[dict[str, Any]]]:
+    def run(self, timeout: float = 3600.0) -> tuple[float, list[dict[str, Any]]]:
+        """Start, wait for every worker to finish; raises ``TimeoutError`` (after
+        killing the workers) when that takes longer than ``timeout`` seconds."""
+        import queue as stdqueue
+
         for p in self.procs:
             p.start()
         for _ in self.procs:
@@ -282,7 +295,15 @@ class WorkerPool:
         self.go.set()
         stats = []
         for _ in self.procs:
-            _, pid, ended, _seconds, jobs, first_rss, peak = self.results.get(timeout=3600)
+            left = max(started + timeout - time.time(), 0.1)
+            try:
+                got = self.results.get(timeout=left)
+            except stdqueue.Empty:
+                for p in self.procs:
+                    p.kill()
+                    p.join(10)
+                raise TimeoutError(f"workers still busy after {timeout:.0f} s") from None
+            _, pid, ended, _seconds, jobs, first_rss, peak = got
             stats.append({"pid": pid, "ended": ended, "jobs": jobs,
                           "first_rss_kb": first_rss, "peak_kb": peak})  # fmt: skip
         for p in self.procs:

@@ -1,26 +1,32 @@
 """Fan-out bench: one alert to N email subscribers and M webhooks, by W worker processes.
 
-    python bench/fanout.py [--n 10000] [--m 1000] [--w 2] [--quick]
+    python bench/fanout.py [--sizes 10000,100000] [--repeat 3] [--m 1000] [--w 2] [--quick]
 
 Everything runs on 127.0.0.1: a redis-server of its own, Postfix's smtp-sink (C) as the
 mail server and nginx (C) as the webhook receiver (see ``common.py``; both unpacked from
 Debian packages into ``bench/.cache/``). Subscribers: half Arabic, a quarter English, a
 quarter both. Each channel is measured on its own (W workers on the ``email`` queue, then
-W on ``webhook``), as the real job functions running in RQ SimpleWorkers.
+W on ``webhook``), as the real job functions running in burst workers.
 
-Printed, each measured in this run:
-- sink ceilings: a minimal pipelining client over raw sockets, W processes (what the
-  sinks take; they must outpace everything else);
-- raw capacity: bare aiosmtplib / httpx clients blasting pre-rendered messages with the
-  same concurrency as the workers (W processes × ``smtp.concurrency`` connections,
-  × ``webhooks.concurrency`` requests), no queue, no rendering, no ledger;
-- naive baseline: one RQ job per recipient through the same job functions, so a new
-  SMTP connection per message, a new HTTP client per webhook, rendering per recipient
-  (on a sample: ``--naive``);
-- the real path: ``fan_out_alert`` then the batch jobs; deliveries/s per channel, their
-  ratio to the naive baseline (target ≥ 20×) and to the raw capacity (target ≥ 60 %);
-  each worker's RSS after its first job and its peak (flat: no growth with N).
-Asserts nothing; exits 1 only when a delivery went missing.
+For each size N (ascending; subscribers are added up to N), ``--repeat`` rounds, each:
+1. naive baseline, a short run: one RQ job per recipient through the same job functions
+   (a new SMTP connection per message, a new HTTP client per webhook) on a sample;
+2. raw capacity, a short run: bare aiosmtplib / httpx clients blasting pre-rendered
+   messages with the workers' concurrency, no queue, no rendering, no ledger;
+3. ours: ``fan_out_alert`` then the batch jobs, a fresh alert each round.
+Baselines are interleaved with ours, so a busy moment on the shared cores hits both; the
+ratios are given per round and as median and spread.
+
+Printed: every run's rate per channel, the median and the worst, the flatness (median at
+the largest size / median at the smallest), any run slower than half its median (a
+stall), what arrived (mail counted by the sink; webhooks counted by ``webhook-id`` in
+nginx's log, so a request sent twice shows as a duplicate), worker RSS after the first
+job and at peak, Redis memory added per recipient. ``RESULT {...}``: valid JSON (null,
+never NaN). The bench stops within ``--budget`` seconds with a message saying where, and
+still prints what it measured. ``--stock-worker`` runs RQ's own SimpleWorker instead of
+ours, which reproduces the ~60 s stall on stopping a worker.
+Exit codes: 0 complete and everything arrived exactly once; 1 a delivery missing or
+doubled; 2 the budget ran out.
 """
 
 from __future__ import annotations
@@ -29,17 +35,19 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import HttpSink, SmtpSink, WorkerPool, machine, ratio, redis_server
+from common import HttpSink, SmtpSink, WorkerPool, machine, redis_server
 from redis import Redis
 
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from sorawatch.projections import alerts, ledger, webhooks
+from sorawatch.projections import ledger, webhooks
 from sorawatch.projections._common import dumps
 from sorawatch.settings import (
     DataSettings,
@@ -52,6 +60,7 @@ from sorawatch.settings import (
 from tests.workers.delivery_helpers import raise_alert
 from workers import fanout
 from workers.retry import enqueue_delivery
+from workers.webhook import message_id
 
 LANGS = ("ar", "ar", "en", "both")  # half Arabic, a quarter English, a quarter both
 
@@ -75,13 +84,14 @@ def make_settings(redis_url: str, tmp: Path, smtp_port: int, args: argparse.Name
 # -- seeding ------------------------------------------------------------------------
 
 
-def seed_subscribers(redis: Redis, keys: Keys, n: int) -> None:
-    """N confirmed subscribers wanting every topic, written straight into the projection
-    (the same records ``subscribers._store`` writes): the bench is about delivery."""
+def seed_subscribers(redis: Redis, keys: Keys, start: int, stop: int) -> None:
+    """Subscribers ``start`` to ``stop`` - 1, confirmed, wanting every topic, written
+    straight into the projection (the same records ``subscribers._store`` writes): the
+    bench is about delivery."""
     ns = keys.projection("subscribers")
     with redis.pipeline(transaction=False) as pipe:
-        for i in range(n):
-            email = f"user{i:06d}@example.test"
+        for i in range(start, stop):
+            email = f"user{i:07d}@example.test"
             record = {
                 "email": email, "lang": LANGS[i % 4], "topics": ["status", "pricing", "partnership"],
                 "kinds": ["change", "news"], "status": "confirmed",
@@ -205,10 +215,12 @@ def _child(kind: str, payload: Any, go: Any, results: Any) -> None:
     results.put((done, time.perf_counter() - started))
 
 
-def in_processes(kind: str, payloads: list[Any]) -> float:
+def in_processes(kind: str, payloads: list[Any], timeout: float = 600.0) -> float:
     """Run ``kind`` in one spawned process per payload, all started together; returns
-    items per second over the whole (the slowest process ends the clock)."""
+    items per second over the whole (the slowest process ends the clock). Raises
+    ``OutOfTime`` (after killing them) when they take longer than ``timeout`` seconds."""
     import multiprocessing
+    import queue as stdqueue
 
     ctx = multiprocessing.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
@@ -218,7 +230,14 @@ def in_processes(kind: str, payloads: list[Any]) -> float:
     for _ in procs:
         results.get(timeout=60)
     go.set()
-    outs = [results.get(timeout=3600) for _ in procs]
+    ends = time.monotonic() + timeout
+    try:
+        outs = [results.get(timeout=max(ends - time.monotonic(), 0.1)) for _ in procs]
+    except stdqueue.Empty:
+        for p in procs:
+            p.kill()
+            p.join(10)
+        raise OutOfTime(f"{kind} still running after {timeout:.0f} s") from None
     for p in procs:
         p.join(30)
     return sum(d for d, _ in outs) / max(s for _, s in outs)
@@ -272,34 +291,275 @@ def enqueue_naive(log: EventLog, settings: Settings, alert_id: str, channel: str
         pipe.execute()
 
 
-def run_channel(
-    settings: Settings, channel: str, workers: int
-) -> tuple[float, list[dict[str, Any]]]:
-    return WorkerPool(settings, [channel], workers).run()
+# -- figures ------------------------------------------------------------------------------
+
+
+class OutOfTime(Exception):
+    """The bench's time budget ran out."""
+
+
+class Budget:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+    def need(self, seconds: float, what: str) -> None:
+        if self.left() < seconds:
+            raise OutOfTime(f"{what} would not fit in what is left ({max(self.left(), 0):.0f} s)")
+
+
+def num(value: float | None, digits: int = 0) -> float | int | None:
+    """A JSON-safe number: None for missing, NaN or infinite."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits) if digits else round(value)
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def spread(values: list[float], unit: str = "/s", fmt: str = ",.0f") -> str:
+    if not values:
+        return "n/a"
+    lo, mid, hi = min(values), statistics.median(values), max(values)
+    return f"median {mid:{fmt}}{unit}, spread {lo:{fmt}}-{hi:{fmt}}{unit} over {len(values)}"
+
+
+def settled(count: Any, bound: float = 15.0) -> int:
+    """``count()`` once it has stopped moving (sinks write their counters a little late)."""
+    deadline = time.monotonic() + bound
+    last = count()
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = count()
+        if now == last:
+            return int(now)
+        last = now
+    return int(last)
+
+
+def used_memory(redis: Redis) -> int:
+    return int(redis.info("memory")["used_memory"])
+
+
+def key_bytes(redis: Redis, pattern: str) -> int:
+    """Bytes Redis holds for the keys matching ``pattern`` (MEMORY USAGE, all samples)."""
+    total = 0
+    for key in redis.scan_iter(match=pattern, count=1000):
+        total += int(redis.memory_usage(key, samples=0) or 0)
+    return total
+
+
+def breakdown(redis: Redis, keys: Keys, alert_id: str, log_before: int) -> dict[str, int]:
+    """Where the bytes an alert's delivery left in Redis are."""
+    ledger_ns = keys.projection("ledger")
+    return {
+        "outcomes": key_bytes(redis, f"{ledger_ns}:o:{alert_id}:*"),
+        "counts": key_bytes(redis, f"{ledger_ns}:c:{alert_id}:*"),
+        "sent_marks": key_bytes(redis, ledger.sent_key(keys, alert_id, "*")),
+        "log": int(redis.memory_usage(keys.events, samples=0) or 0) - log_before,
+        "rq_jobs_1h": key_bytes(redis, f"rq:*{alert_id}*"),
+    }
 
 
 def sent(redis: Redis, keys: Keys, alert_id: str, channel: str) -> int:
-    return int(redis.hlen(ledger.sent_key(keys, alert_id, channel)))
+    """Recipients of an alert recorded sent (ledger counts, else the marks)."""
+    counts = ledger.counts(redis, keys, alert_id, channel)
+    return counts.get("sent", 0) or int(redis.hlen(ledger.sent_key(keys, alert_id, channel)))
+
+
+@dataclasses.dataclass
+class World:
+    args: argparse.Namespace
+    settings: Settings
+    redis: Redis
+    log: EventLog
+    sink: SmtpSink
+    rx: HttpSink
+    hook_ids: list[str]
+    budget: Budget
+
+    def pool(self, channel: str) -> tuple[float, list[dict[str, Any]]]:
+        self.budget.need(5, f"the {channel} workers")
+        pool = WorkerPool(self.settings, [channel], self.args.w, stock=self.args.stock_worker)
+        try:
+            return pool.run(timeout=self.budget.left())
+        except TimeoutError as exc:
+            raise OutOfTime(f"the {channel} workers: {exc}") from None
+
+    def hook_arrivals(self, alert_id: str) -> tuple[int, int]:
+        """Requests nginx logged for ``alert_id``'s webhook ids: (all, distinct)."""
+        wanted = {message_id(alert_id, h) for h in self.hook_ids}
+        settled(self.rx.count)
+        got = [hook for _, hook in self.rx.arrivals() if hook in wanted]
+        return len(got), len(set(got))
+
+
+def naive_round(world: World, k: int) -> tuple[float, float]:
+    """One short naive run per channel on a sample; returns (email/s, webhook/s)."""
+    args, log = world.args, world.log
+    alert_id = f"al_naive{k}"
+    raise_alert(log, alert_id=alert_id)
+    ne = min(args.sizes[0], args.naive)
+    nh = min(args.m, max(args.naive // 5, 1))
+    enqueue_naive(
+        log, world.settings, alert_id, "email", [f"user{i:07d}@example.test" for i in range(ne)]
+    )
+    secs, _ = world.pool("email")
+    email_rate = sent(world.redis, log.keys, alert_id, "email") / secs
+    enqueue_naive(log, world.settings, alert_id, "webhook", world.hook_ids[:nh])
+    secs, _ = world.pool("webhook")
+    hook_rate = sent(world.redis, log.keys, alert_id, "webhook") / secs
+    return email_rate, hook_rate
+
+
+def raw_round(world: World, mails: list[tuple[str, bytes]], hook: tuple[bytes, dict[str, str]],
+              urls: list[str]) -> tuple[float, float]:  # fmt: skip
+    w, args = world.args.w, world.args
+    world.budget.need(10, "the raw clients")
+    smtp = in_processes("raw_smtp", [(world.sink.port, part, args.smtp_concurrency)
+                                     for part in split(mails, w)], world.budget.left())  # fmt: skip
+    http = in_processes("raw_http", [(part, hook[0], hook[1], args.hook_concurrency)
+                                     for part in split(urls, w)], world.budget.left())  # fmt: skip
+    return smtp, http
+
+
+def our_run(world: World, size: int, rep: int) -> dict[str, Any]:
+    redis, log, keys = world.redis, world.log, world.log.keys
+    alert_id = f"al_n{size}_r{rep}"
+    alert, _ = raise_alert(log, alert_id=alert_id)
+    memory_before = used_memory(redis)
+    log_before = int(redis.memory_usage(keys.events, samples=0) or 0)
+    lines_unsettled = world.rx.count()  # how the old bench took its mark: see "log_lines"
+    mail_before = settled(world.sink.count)
+    t = time.perf_counter()
+    counts = fanout.fan_out_alert(log, alert, world.settings)
+    fan_secs = time.perf_counter() - t
+    email_secs, email_stats = world.pool("email")
+    hook_secs, hook_stats = world.pool("webhook")
+    mails = settled(world.sink.count) - mail_before
+    requests, distinct = world.hook_arrivals(alert_id)
+    log_lines = world.rx.count() - lines_unsettled
+    got_email, got_hook = (
+        sent(redis, keys, alert_id, "email"),
+        sent(redis, keys, alert_id, "webhook"),
+    )
+    stats = email_stats + hook_stats
+    where = breakdown(redis, keys, alert_id, log_before)
+    memory_after = used_memory(redis)
+    return {
+        "redis_mb": [memory_before / 2**20, memory_after / 2**20],
+        "bytes_per_recipient": {k: v / max(size, 1) for k, v in where.items()},
+        "size": size, "run": rep + 1, "planned": counts, "fanout_s": fan_secs,
+        "email": {"sent": got_email, "seconds": email_secs, "rate": got_email / email_secs,
+                  "arrived": mails},
+        "webhook": {"sent": got_hook, "seconds": hook_secs, "rate": got_hook / hook_secs,
+                    "arrived": requests, "distinct": distinct, "log_lines": log_lines},
+        "first_rss_mb": max(s["first_rss_kb"] for s in email_stats) / 1024,
+        "peak_rss_mb": max(s["peak_kb"] for s in stats) / 1024,
+        "redis_bytes_per_recipient": (memory_after - memory_before) / max(size, 1),
+        "exact": got_email == mails == size and got_hook == requests == distinct == world.args.m,
+    }  # fmt: skip
+
+
+def show_run(r: dict[str, Any]) -> None:
+    e, h = r["email"], r["webhook"]
+    print(f"  N={r['size']:,} run {r['run']}: email {e['sent']:,} in {e['seconds']:.2f} s = "
+          f"{e['rate']:,.0f}/s (sink got {e['arrived']:,}); webhooks {h['sent']:,} in "
+          f"{h['seconds']:.2f} s = {h['rate']:,.0f}/s (receiver got {h['arrived']:,} requests, "
+          f"{h['distinct']:,} distinct ids, {h['log_lines']:,} log lines since a mark taken without "
+          f"waiting for nginx's buffered log); fan-out {r['fanout_s']:.2f} s; worker RSS "
+          f"{r['first_rss_mb']:.0f} MB after the first job, peak {r['peak_rss_mb']:.0f} MB; "
+          f"Redis {r['redis_mb'][0]:,.0f} -> {r['redis_mb'][1]:,.0f} MB, "
+          f"+{r['redis_bytes_per_recipient']:.0f} B per subscriber ("
+          + ", ".join(f"{k} {v:.0f}" for k, v in r["bytes_per_recipient"].items()) + ")"
+          + ("" if r["exact"] else "  ** NOT EXACTLY ONCE **"), flush=True)  # fmt: skip
+
+
+def summarise(runs: list[dict[str, Any]], base: dict[str, list[float]],
+              pairs: list[dict[str, float]]) -> dict[str, Any]:  # fmt: skip
+    sizes: dict[str, Any] = {}
+    stalls: list[dict[str, Any]] = []
+    for size in sorted({r["size"] for r in runs}):
+        mine = [r for r in runs if r["size"] == size]
+        entry: dict[str, Any] = {"runs": len(mine)}
+        for channel in ("email", "webhook"):
+            rates = [r[channel]["rate"] for r in mine]
+            mid = statistics.median(rates)
+            entry[channel] = {"median": num(mid), "worst": num(min(rates)),
+                              "best": num(max(rates)), "runs": [num(x) for x in rates]}  # fmt: skip
+            for r in mine:
+                if r[channel]["rate"] < mid / 2:
+                    stalls.append({"size": size, "channel": channel, "run": r["run"],
+                                   "rate": num(r[channel]["rate"]), "median": num(mid),
+                                   "seconds": num(r[channel]["seconds"], 2)})  # fmt: skip
+        entry["peak_rss_mb"] = num(max(r["peak_rss_mb"] for r in mine))
+        entry["first_rss_mb"] = num(max(r["first_rss_mb"] for r in mine))
+        entry["redis_bytes_per_recipient"] = num(
+            median([r["redis_bytes_per_recipient"] for r in mine])
+        )
+        sizes[str(size)] = entry
+    flatness: dict[str, Any] = {"email": None, "webhook": None}
+    keys_ = sorted(sizes, key=int)
+    if len(keys_) > 1:
+        for channel in flatness:
+            lo, hi = sizes[keys_[0]][channel]["median"], sizes[keys_[-1]][channel]["median"]
+            flatness[channel] = num(hi / lo, 3) if lo and hi else None
+    baselines = {name: {"median": num(median(v), 1), "min": num(min(v), 1) if v else None,
+                        "max": num(max(v), 1) if v else None, "runs": len(v)}
+                 for name, v in base.items()}  # fmt: skip
+    ratios: dict[str, Any] = {}
+    for name in ("email_vs_naive", "webhook_vs_naive", "email_vs_raw", "webhook_vs_raw"):
+        values = [p[name] for p in pairs if name in p and math.isfinite(p[name])]
+        ratios[name] = {"median": num(median(values), 2), "min": num(min(values), 2) if values else None,
+                        "max": num(max(values), 2) if values else None, "rounds": len(values)}  # fmt: skip
+    return {"sizes": sizes, "flatness": flatness, "stalls": stalls, "baselines": baselines,
+            "ratios": ratios}  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=10_000, help="email subscribers")
+    parser.add_argument("--sizes", default="10000", help="email subscribers, comma-separated")
+    parser.add_argument("--n", type=int, help="one size (same as --sizes N)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per size")
     parser.add_argument("--m", type=int, default=1_000, help="webhooks")
     parser.add_argument("--w", type=int, default=2, help="worker processes")
-    parser.add_argument("--naive", type=int, default=1_000, help="naive sample (emails; /5 hooks)")
+    parser.add_argument(
+        "--naive", type=int, default=300, help="naive sample per round (emails; /5 hooks)"
+    )
     parser.add_argument("--batch", type=int, default=WorkerSettings().batch_size)
     parser.add_argument("--smtp-concurrency", type=int, default=SmtpSettings().concurrency)
     parser.add_argument("--hook-concurrency", type=int, default=WebhookSettings().concurrency)
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--quick", action="store_true", help="N=1000, M=100, naive 200")
+    parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the whole bench")
+    parser.add_argument(
+        "--stock-worker",
+        action="store_true",
+        help="RQ's SimpleWorker, not ours (reproduces the 60 s stop stall)",
+    )
+    parser.add_argument("--quick", action="store_true", help="sizes 1000, M=100, naive 100, 2 runs")
     args = parser.parse_args()
+    if args.n:
+        args.sizes = str(args.n)
     if args.quick:
-        args.n, args.m, args.naive = 1000, 100, 200
-    print(f"fanout bench: N={args.n} subscribers, M={args.m} webhooks, W={args.w} workers; "
-          f"batch {args.batch}, smtp concurrency {args.smtp_concurrency}, webhook concurrency "
-          f"{args.hook_concurrency}\n  {machine()}")  # fmt: skip
-    w = args.w
+        args.sizes, args.m, args.naive, args.repeat = "1000", 100, 100, 2
+    args.sizes = sorted({int(x.replace("_", "")) for x in str(args.sizes).split(",") if x.strip()})
+    budget = Budget(args.budget)
+    print(f"fanout bench: sizes {', '.join(f'{n:,}' for n in args.sizes)} x {args.repeat} runs, "
+          f"M={args.m} webhooks, W={args.w} workers; batch {args.batch}, smtp concurrency "
+          f"{args.smtp_concurrency}, webhook concurrency {args.hook_concurrency}; budget "
+          f"{args.budget:.0f} s{'; stock RQ worker' if args.stock_worker else ''}\n  {machine()}")  # fmt: skip
+    runs: list[dict[str, Any]] = []
+    base: dict[str, list[float]] = {"naive_email": [], "naive_webhook": [], "raw_smtp": [],
+                                    "raw_http": []}  # fmt: skip
+    pairs: list[dict[str, float]] = []
+    extra: dict[str, Any] = {}
+    complete, stopped = True, None
     with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmpdir:
         tmp = Path(tmpdir)
         with redis_server(tmp / "redis") as server, SmtpSink(tmp / "smtp") as sink, \
@@ -307,89 +567,94 @@ def main() -> int:
             settings = make_settings(server.url, tmp, sink.port, args)
             redis = Redis.from_url(server.url)
             log = EventLog(redis, Keys(settings.redis.prefix))
-            keys = log.keys
-            t = time.perf_counter()
-            seed_subscribers(redis, keys, args.n)
             hook_ids = seed_webhooks(log, rx, args.m)
-            print(f"  seeded in {time.perf_counter() - t:.1f} s")
-            alert, _ = raise_alert(log, alert_id="al_bench")
-            conc_s, conc_h = args.smtp_concurrency, args.hook_concurrency
-
-            # 1. What the sinks take (they must not be the bottleneck).
-            ceil_smtp = in_processes("ceiling_smtp", [(sink.port, 20_000 // w, 4)] * w)
-            ceil_http = in_processes("ceiling_http", [(rx.port, 40_000 // w, 4)] * w)
-            print(f"  sink ceilings: smtp-sink {ceil_smtp:,.0f} msg/s, nginx {ceil_http:,.0f} req/s"
-                  " (raw-socket pipelining clients)")  # fmt: skip
-
-            # 2. Raw capacity: bare clients, same concurrency, pre-rendered.
-            raw_n = min(args.n, 4000)
-            mails = prerendered_mail(settings, alert, raw_n)
-            raw_smtp = in_processes(
-                "raw_smtp", [(sink.port, part, conc_s) for part in split(mails, w)]
-            )
-            body, headers = prerendered_hook(alert)
-            urls = [rx.url(f"/h/{i}") for i in range(max(args.m, 2000))]
-            raw_http = in_processes(
-                "raw_http", [(part, body, headers, conc_h) for part in split(urls, w)]
-            )
-            print(f"  raw capacity: aiosmtplib {raw_smtp:,.0f} msg/s, httpx {raw_http:,.0f} req/s")
-
-            # 3. Naive baseline on a sample.
-            naive_email = naive_hook = float("nan")
-            if not args.skip_naive:
-                raise_alert(log, alert_id="al_naive")
-                ne = min(args.n, args.naive)
-                nh = min(args.m, max(args.naive // 5, 1))
-                emails = [f"user{i:06d}@example.test" for i in range(ne)]
-                enqueue_naive(log, settings, "al_naive", "email", emails)
-                secs, _ = run_channel(settings, "email", w)
-                naive_email = sent(redis, keys, "al_naive", "email") / secs
-                enqueue_naive(log, settings, "al_naive", "webhook", hook_ids[:nh])
-                secs, _ = run_channel(settings, "webhook", w)
-                naive_hook = sent(redis, keys, "al_naive", "webhook") / secs
-                print(f"  naive (job per recipient): email {naive_email:,.1f}/s over {ne}, "
-                      f"webhook {naive_hook:,.1f}/s over {nh}")  # fmt: skip
-
-            # 4. The real path.
-            before_mail, before_http = sink.count(), rx.count()
-            t = time.perf_counter()
-            counts = fanout.fan_out_alert(log, alert, settings)
-            fan_secs = time.perf_counter() - t
-            email_secs, email_stats = run_channel(settings, "email", w)
-            hook_secs, hook_stats = run_channel(settings, "webhook", w)
-            got_email, got_hook = (
-                sent(redis, keys, "al_bench", "email"),
-                sent(redis, keys, "al_bench", "webhook"),
-            )
-            rx.settle()
-            arrived_mail, arrived_http = sink.count() - before_mail, rx.count() - before_http
-            email_rate, hook_rate = got_email / email_secs, got_hook / hook_secs
-            print(f"  fan-out: {counts['email']} + {counts['webhook']} recipients planned and "
-                  f"enqueued in {fan_secs:.2f} s")  # fmt: skip
-            print(f"  email:   {got_email} sent in {email_secs:.2f} s = {email_rate:,.0f}/s "
-                  f"(sink got {arrived_mail}); vs naive {ratio(email_rate, naive_email)} "
-                  f"(target ≥ 20x), vs raw {email_rate / raw_smtp:.0%} (target ≥ 60%)")  # fmt: skip
-            print(f"  webhook: {got_hook} sent in {hook_secs:.2f} s = {hook_rate:,.0f}/s "
-                  f"(receiver got {arrived_http}); vs naive {ratio(hook_rate, naive_hook)}, "
-                  f"vs raw {hook_rate / raw_http:.0%}")  # fmt: skip
-            for name, stats in (("email", email_stats), ("webhook", hook_stats)):
-                mem = ", ".join(f"{s['jobs']} jobs: {s['first_rss_kb'] / 1024:.0f} MB after the "
-                                f"first, peak {s['peak_kb'] / 1024:.0f} MB" for s in stats)  # fmt: skip
-                print(f"  {name} workers: {mem}")
-            ledger_counts = ledger.counts(redis, keys, "al_bench", "email")
-            print(f"  ledger: email {ledger_counts}, events in log {log.count()}")
-            print("RESULT " + json.dumps({
-                "n": args.n, "m": args.m, "w": w, "email_per_s": round(email_rate),
-                "webhook_per_s": round(hook_rate), "naive_email_per_s": round(naive_email, 1),
-                "naive_webhook_per_s": round(naive_hook, 1), "raw_smtp_per_s": round(raw_smtp),
-                "raw_http_per_s": round(raw_http), "ceiling_smtp": round(ceil_smtp),
-                "ceiling_http": round(ceil_http),
-                "peak_worker_mb": round(max(s["peak_kb"] for s in email_stats + hook_stats) / 1024),
-                "fanout_s": round(fan_secs, 2),
-            }))  # fmt: skip
-            ok = got_email == counts["email"] == args.n and got_hook == args.m
-            assert alerts.get(redis, keys, "al_bench") is not None
-            return 0 if ok else 1
+            world = World(args, settings, redis, log, sink, rx, hook_ids, budget)
+            try:
+                w = args.w
+                left = budget.left
+                ceil_smtp = in_processes("ceiling_smtp", [(sink.port, 20_000 // w, 4)] * w, left())
+                ceil_http = in_processes("ceiling_http", [(rx.port, 40_000 // w, 4)] * w, left())
+                extra.update(ceiling_smtp=num(ceil_smtp), ceiling_http=num(ceil_http))
+                print(f"  sink ceilings: smtp-sink {ceil_smtp:,.0f} msg/s, nginx "
+                      f"{ceil_http:,.0f} req/s (raw-socket pipelining clients)")  # fmt: skip
+                alert, _ = raise_alert(log, alert_id="al_raw")
+                mails = prerendered_mail(settings, alert, min(args.sizes[0], 2000))
+                hook = prerendered_hook(alert)
+                urls = [rx.url(f"/h/{i}") for i in range(max(args.m, 1000))]
+                seeded, k = 0, 0
+                for size in args.sizes:
+                    t = time.perf_counter()
+                    budget.need(size / 20_000, f"seeding {size:,} subscribers")
+                    seed_subscribers(redis, log.keys, seeded, size)
+                    seeded = size
+                    print(f"  N={size:,}: subscribers seeded in {time.perf_counter() - t:.1f} s; "
+                          f"Redis {used_memory(redis) / 2**20:,.0f} MB", flush=True)  # fmt: skip
+                    for rep in range(args.repeat):
+                        pair: dict[str, float] = {}
+                        if not args.skip_naive:
+                            k += 1
+                            ne, nh = naive_round(world, k)
+                            base["naive_email"].append(ne)
+                            base["naive_webhook"].append(nh)
+                            pair.update(naive_email=ne, naive_webhook=nh)
+                        if not args.skip_raw:
+                            rs, rh = raw_round(world, mails, hook, urls)
+                            base["raw_smtp"].append(rs)
+                            base["raw_http"].append(rh)
+                            pair.update(raw_smtp=rs, raw_http=rh)
+                        r = our_run(world, size, rep)
+                        runs.append(r)
+                        show_run(r)
+                        line = []
+                        for ch, nv, rv in (("email", "naive_email", "raw_smtp"),
+                                           ("webhook", "naive_webhook", "raw_http")):  # fmt: skip
+                            if nv in pair:
+                                pair[f"{ch}_vs_naive"] = r[ch]["rate"] / pair[nv]
+                                line.append(
+                                    f"{ch} {pair[f'{ch}_vs_naive']:.1f}x naive ({pair[nv]:,.1f}/s)"
+                                )
+                            if rv in pair:
+                                pair[f"{ch}_vs_raw"] = r[ch]["rate"] / pair[rv]
+                                line.append(
+                                    f"{ch} {pair[f'{ch}_vs_raw']:.0%} of raw ({pair[rv]:,.0f}/s)"
+                                )
+                        pairs.append(pair)
+                        if line:
+                            print("    same round: " + "; ".join(line), flush=True)
+            except OutOfTime as exc:
+                complete, stopped = False, str(exc)
+                print(f"\nbench: STOPPED, time budget of {args.budget:.0f} s used up: {stopped}. "
+                      "The figures below cover only the runs that finished.", flush=True)  # fmt: skip
+    empty = {"sizes": {}, "flatness": {"email": None, "webhook": None}, "stalls": [],
+             "baselines": {}, "ratios": {}}  # fmt: skip
+    summary = summarise(runs, base, pairs) if runs else empty
+    print("\nsummary (rates per second; flatness = median at the largest size / at the smallest):")
+    for size, entry in summary["sizes"].items():
+        for ch in ("email", "webhook"):
+            e = entry[ch]
+            print(f"  N={int(size):,} {ch:7}: runs {e['runs']}, median {e['median']:,}, worst "
+                  f"{e['worst']:,}")  # fmt: skip
+    print(f"  flatness: email {summary['flatness'].get('email')}, webhook "
+          f"{summary['flatness'].get('webhook')} (target >= 0.85)")  # fmt: skip
+    print(f"  stalls (a run below half its median): {len(summary['stalls'])}"
+          + "".join(f"\n    {s}" for s in summary["stalls"]))  # fmt: skip
+    for name, values in base.items():
+        if values:
+            print(f"  baseline {name}: {spread(values)}")
+    for name, ratio in summary["ratios"].items():
+        if ratio["rounds"]:
+            print(f"  {name}: median {ratio['median']}, spread {ratio['min']}-{ratio['max']} "
+                  f"over {ratio['rounds']} rounds")  # fmt: skip
+    exact = all(r["exact"] for r in runs) if runs else None
+    said = {True: "yes", False: "NO", None: "no run finished"}[exact]
+    print(f"  every run delivered each mail and webhook exactly once: {said}")
+    result = {**summary, "m": args.m, "w": args.w, "repeat": args.repeat, "exactly_once": exact,
+              "complete": complete, "stopped": stopped, "elapsed_s": num(budget.seconds - budget.left(), 1),
+              **extra}  # fmt: skip
+    print("RESULT " + json.dumps(result, allow_nan=False), flush=True)
+    if not complete:
+        return 2
+    return 0 if exact else 1
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from sorawatch.projections import alerts, apply, state, stories
 from sorawatch.projections._common import epoch, iso
 from sorawatch.projections.state import norm, plan_key
 from sorawatch.settings import WorkerSettings
-from workers import dedupe
+from workers import dedupe, waits
 from workers.corroborate import Report, confirmed_by
 from workers.state import Change, Snapshot, fold
 
@@ -77,7 +77,9 @@ def process(
     events (alerts with their fan-out job) and applies them.
     """
     lock = redis.lock(keys.changes_lock, timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_WAIT)
-    if not lock.acquire():
+    with waits.waiting(f"the change lock (item {item_event_id})"):
+        acquired = lock.acquire()
+    if not acquired:
         raise LockTimeout(f"change lock busy for {LOCK_WAIT:.0f}s (item {item_event_id})")
     try:
         outcome = _process(redis, keys, log, workers, item_event_id, now or utcnow())

@@ -20,6 +20,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sorawatch.events import utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
+from workers import waits
 
 
 class SentMarks:
@@ -57,6 +58,7 @@ class SentMarks:
             while self._fields:
                 fields, forget, waiters = self._fields, self._forget, self._waiters
                 self._fields, self._forget, self._waiters = {}, set(), []
+                started = asyncio.get_running_loop().time()
                 try:
                     if self._expiring and not forget:
                         await self.client.hset(self.key, mapping=fields)  # type: ignore[arg-type]
@@ -76,6 +78,9 @@ class SentMarks:
                     raise
                 else:
                     _settle(waiters, None)
+                finally:
+                    elapsed = asyncio.get_running_loop().time() - started
+                    waits.report(f"Redis to record {len(fields)} sent mark(s)", elapsed)
         finally:
             self._writer = None
 

@@ -24,7 +24,7 @@ from rq import Retry
 
 from sorawatch import clock, metrics
 from sorawatch.events import Event, EventLog, job_id, queue
-from sorawatch.projections import apply
+from sorawatch.projections import apply, ledger
 from sorawatch.settings import Settings
 
 # The longest we let a Retry-After header push a retry out.
@@ -144,10 +144,11 @@ def finish(
         row: dict[str, Any] = {
             "recipient": out.recipient,
             "outcome": "sent" if out.ok else "failed",
-            "error": out.error,
             "attempt": batch.attempt,
             **out.extra,
         }
+        if out.error is not None:  # one row per recipient in the log: no null fields
+            row["error"] = out.error
         if out.ok:
             sent.append(row)
             continue
@@ -189,6 +190,10 @@ def finish(
         # A re-run applies what the log holds, not what this run computed.
         logged = item.event if item.new else (log.get(item.event.id) or item.event)
         apply(redis, keys, logged)
+    if sent:  # the outcomes now say sent: the immediate marks have done their job
+        ledger.forget_marks(
+            redis, keys, batch.alert_id, batch.channel, [r["recipient"] for r in sent]
+        )
     with redis.pipeline(transaction=False) as pipe:
         for name, rows in (("sent", sent), ("retry", retry), ("abandoned", dead)):
             if rows:

@@ -9,6 +9,12 @@ success; timeouts, 429 (``Retry-After`` honoured) and 5xx are retried on
 ``webhooks.retry_schedule``; 410 disables the endpoint, and so does failing
 without a break for ``webhooks.disable_after`` seconds. Connections go only to
 public addresses (checked on the resolved address) unless ``allow_private``.
+
+An endpoint cannot hold a worker: ``webhooks.timeout`` bounds each request as a
+whole (connect, send, status, body), not each read, so one dripping a byte a second
+fails at the deadline; and at most ``MAX_RESPONSE`` bytes of any response are read
+(the body is only drained so the connection can be reused), so a huge body costs
+no memory.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from sorawatch.projections import alerts, ledger, webhooks
 from sorawatch.projections._common import epoch, loads, text
 from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
-from workers import runtime
+from workers import runtime, waits
 from workers.marks import SentMarks
 from workers.retry import Batch, Outcome, finish
 
@@ -42,6 +48,7 @@ TYPES = {
     ("partnership", "change"): "sora.partnership.announced",
 }
 USER_AGENT = "sorawatch-webhooks/0.1"
+MAX_RESPONSE = 64 * 1024  # bytes of a response body read at most; the rest is dropped
 
 
 STORY_TYPES = {
@@ -113,16 +120,23 @@ def sign(secret: str, msg_id: str, body: str, when: datetime) -> dict[str, str]:
 
 
 async def post_one(
-    client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str]
+    client: httpx.AsyncClient,
+    url: str,
+    body: str,
+    headers: dict[str, str],
+    deadline: float | None = None,
 ) -> Outcome:
     """POST once and classify: 2xx sent; 429/5xx/408/timeouts transient; 410 and
-    other statuses (3xx included: redirects are not followed) permanent."""
+    other statuses (3xx included: redirects are not followed) permanent.
+
+    ``deadline`` (seconds) bounds the whole request, body included; at most
+    ``MAX_RESPONSE`` bytes of the response are read."""
     try:
-        response = await client.post(
-            url,
-            content=body.encode("utf-8"),
-            headers={**headers, "content-type": "application/json", "user-agent": USER_AGENT},
-        )
+        with waits.waiting(f"webhook POST to {_host(url)}"):
+            async with asyncio.timeout(deadline):
+                response = await _post(client, url, body, headers)
+    except TimeoutError:
+        return Outcome(url, False, error=f"timeout: no complete answer within {deadline}s")
     except httpx.TimeoutException as exc:
         return Outcome(url, False, error=f"timeout: {type(exc).__name__}")
     except httpx.InvalidURL as exc:  # not an HTTPError: uncaught, it failed the whole batch
@@ -140,6 +154,37 @@ async def post_one(
         wait = parse_retry_after(response.headers.get("retry-after"))
         return Outcome(url, False, error=error, retry_after=wait, extra=extra)
     return Outcome(url, False, error=error, permanent=True, extra=extra)
+
+
+async def _post(
+    client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str]
+) -> httpx.Response:
+    """POST and read at most ``MAX_RESPONSE`` bytes of the answer. A longer body is
+    not read: closing the response then drops the connection instead of draining it."""
+    request = client.build_request(
+        "POST",
+        url,
+        content=body.encode("utf-8"),
+        headers={**headers, "content-type": "application/json", "user-agent": USER_AGENT},
+    )
+    response = await client.send(request, stream=True)
+    try:
+        read = 0
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > MAX_RESPONSE:
+                break
+    finally:
+        await response.aclose()
+    return response
+
+
+def _host(url: str) -> str:
+    """The endpoint's host, for logs: a URL's path and query may carry a token."""
+    try:
+        return httpx.URL(url).host or "?"
+    except httpx.InvalidURL:
+        return "?"
 
 
 def _failing_key(keys: Keys, webhook_id: str) -> str:
@@ -186,7 +231,7 @@ async def send_batch(
             return Outcome(hook.id, False, "no signing secret", permanent=True, extra=extra)
         # The real time, not the clock: receivers check it against theirs (replay attacks).
         headers = sign(secret, message_id(alert_id, hook.id), body, datetime.now(UTC))
-        out = await post_one(http, hook.url, body, headers)
+        out = await post_one(http, hook.url, body, headers, settings.webhooks.timeout)
         extra = {**out.extra, "webhook_id": hook.id}
         result = Outcome(hook.id, out.ok, out.error, out.permanent, out.retry_after, extra)
         if result.ok:

@@ -24,9 +24,12 @@ import os
 import signal
 import socket
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq import Worker as RqWorker
 from rq.executions import Execution
@@ -38,13 +41,16 @@ from rq.serializers import JSONSerializer
 from sorawatch.events import queue
 from sorawatch.settings import Settings
 from sorawatch.store import connect
-from workers import runtime
+from workers import runtime, waits
 
 QUEUES = ("changes", "email", "webhook")
 MAX_ROUNDS = 1000  # a burst that keeps finding work this long is a loop, not a backlog
 # RQ cleans its registries every 10 minutes by default: a job whose worker died
 # elsewhere would wait that long to be re-run. A minute is cheap (a few ZRANGEs).
 MAINTENANCE_INTERVAL = 60
+# How often a worker's pubsub thread (RQ's command channel) wakes to see whether it
+# should stop. RQ says 60 s, and stopping a worker joins that thread: see QuickStop.
+PUBSUB_POLL = 1.0
 
 log = logging.getLogger("sorawatch.workers")
 
@@ -111,7 +117,64 @@ def release_dead_scheduler_locks(redis: Redis, queues: Iterable[Queue]) -> list[
     return freed
 
 
-class Worker(RqWorker):
+class QuickStop:
+    """Worker behaviour shared by every RQ worker we run: it stops at once (at worst
+    within ``PUBSUB_POLL`` seconds), and it logs a job that waited more than a second
+    in its queue.
+
+    RQ listens for commands on a pubsub channel in a thread that blocks up to 60 s in
+    ``get_message``. At the end of ``work()`` RQ sends UNSUBSCRIBE, then stops the
+    thread and joins it; redis-py (8.x) makes that join wait for the thread. When
+    the thread reads the UNSUBSCRIBE reply before the stop flag is cleared, it goes
+    back to a 60 s wait, and ``work()`` returns a minute late: the stall of one
+    delivery channel in the fan-out bench, a burst (``work --burst``, every test that
+    runs a SimpleWorker) hanging for a minute, a SIGTERM taking a minute.
+
+    Here the flag is cleared first, so the UNSUBSCRIBE reply itself ends the thread;
+    and the thread polls every ``PUBSUB_POLL`` seconds, which bounds the wait should
+    the reply come first anyway. Commands still arrive at once.
+    """
+
+    def subscribe(self: Any) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=PUBSUB_POLL, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+    def unsubscribe(self: Any) -> None:
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        with waits.waiting(f"worker {self.name} to stop listening for commands"):
+            try:
+                thread.stop(timeout=0)  # redis-py 8: trips the flag; 0: no join here
+            except TypeError:
+                thread.stop()  # older redis-py: stop() only trips the flag
+            # Its reply wakes the thread, which now sees the flag and closes the pubsub;
+            # the thread may close it first, so a failure here is of no consequence.
+            with contextlib.suppress(RedisError, OSError, AttributeError):
+                self.pubsub.unsubscribe()
+            thread.join(timeout=PUBSUB_POLL * 5)
+            with contextlib.suppress(RedisError, OSError):
+                self.pubsub.close()
+        self.pubsub_thread = None
+
+    def prepare_job_execution(self: Any, job: Any, *args: Any, **kwargs: Any) -> Any:
+        enqueued = job.enqueued_at
+        if enqueued is not None:
+            if enqueued.tzinfo is None:
+                enqueued = enqueued.replace(tzinfo=UTC)
+            queued = (datetime.now(UTC) - enqueued).total_seconds()
+            waits.report(f"job {job.id} in queue {job.origin}", queued, logging.INFO)
+        return super().prepare_job_execution(job, *args, **kwargs)  # type: ignore[misc]
+
+
+class BurstWorker(QuickStop, SimpleWorker):
+    """RQ's SimpleWorker (jobs in this process) that stops promptly: for bursts and tests."""
+
+
+class Worker(QuickStop, RqWorker):
     """RQ's forking worker that, at start and at each maintenance, first hands the jobs
     of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run."""
 

@@ -7,9 +7,19 @@ per recipient), so ``replay`` rebuilds it. A sender also marks each message sent
 written: a worker killed mid-batch then loses at most the messages in flight, and
 the re-run finds the others already sent (``already_sent`` reads both).
 
+Bounded growth. What stays is what operators and replay need: per (alert, channel) the
+count of deliveries in each status (``:c:``), the dead letters, the pending retries.
+The per-recipient outcomes (``:o:``) are kept compact (what the key already says,
+and default values, are not stored) and expire ``OUTCOME_TTL`` after the alert's last
+delivery event: the expiry time derives from the events' ``at``, not from the clock,
+so ``replay`` rebuilds the same keys with the same expiry (an alert finished long
+ago gets its counts back and no outcomes). The sent marks of a batch are dropped
+once its ``delivery.succeeded`` is applied (the outcome says ``sent`` from then on).
+
 Keys under ``keys.projection("ledger")``: ``:o:<alert>:<channel>`` (hash recipient →
-outcome JSON), ``:dead`` (hash dead-letter id → JSON) and ``:pending`` (hash id → JSON,
-deliveries waiting for a retry). Operational: ``<prefix>:delivery:sent:<alert>:<channel>``.
+compact outcome JSON, expiring), ``:c:<alert>:<channel>`` (hash status → count),
+``:dead`` (hash dead-letter id → JSON) and ``:pending`` (hash id → JSON, deliveries
+waiting for a retry). Operational: ``<prefix>:delivery:sent:<alert>:<channel>``.
 """
 
 from __future__ import annotations
@@ -23,11 +33,24 @@ from sorawatch import clock
 from sorawatch.events import Event, EventLog, Job, job_id, utcnow
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import apply, handles
-from sorawatch.projections._common import dumps, loads, text
+from sorawatch.projections._common import dumps, epoch, loads, text
 
 CHANNELS = ("email", "webhook")
 # Sent marks outlive any retry schedule; the ledger keeps the record after that.
 SENT_MARK_TTL = 90 * 86400
+# Per-recipient outcomes of an alert outlive its last delivery event by this much: past
+# every scheduled retry (about 28 hours) and RQ's 7 days of failed jobs, whose re-run
+# must still find who was sent. Counts, dead letters and pending retries stay.
+OUTCOME_TTL = 7 * 86400
+# Said by the key or by default, so not stored in each compact outcome.
+_DERIVED = ("id", "alert_id", "channel", "recipient")
+_DEFAULTS: dict[str, Any] = {
+    "error": None,
+    "permanent": False,
+    "attempt": 0,
+    "at": None,
+    "event": None,
+}
 
 
 def _ns(keys: Keys) -> str:
@@ -36,6 +59,41 @@ def _ns(keys: Keys) -> str:
 
 def _outcomes_key(keys: Keys, alert_id: str, channel: str) -> str:
     return f"{_ns(keys)}:o:{alert_id}:{channel}"
+
+
+def _counts_key(keys: Keys, alert_id: str, channel: str) -> str:
+    return f"{_ns(keys)}:c:{alert_id}:{channel}"
+
+
+def _pack(entry: dict[str, Any]) -> str:
+    """An outcome without what its key says and without default values. A ``sent``
+    outcome (nearly all of them, one per recipient) is just its status: when and in
+    which event it was sent is in the log (the batch's ``delivery.succeeded``)."""
+    sent = entry.get("status") == "sent"
+    return dumps(
+        {
+            k: v
+            for k, v in entry.items()
+            if k not in _DERIVED
+            and not (k in _DEFAULTS and v == _DEFAULTS[k])
+            and not (sent and k in ("at", "event"))
+            and not (k == "webhook_id" and v == entry.get("recipient"))
+        }
+    )
+
+
+def _unpack(alert_id: str, channel: str, recipient: str, raw: Any) -> dict[str, Any]:
+    stored = loads(raw)
+    if channel == "webhook":
+        stored.setdefault("webhook_id", recipient)
+    return {
+        "id": letter_id(alert_id, channel, recipient),
+        "alert_id": alert_id,
+        "channel": channel,
+        "recipient": recipient,
+        **_DEFAULTS,
+        **stored,
+    }
 
 
 def _dead_key(keys: Keys) -> str:
@@ -93,12 +151,22 @@ def already_sent(
 # -- reads ----------------------------------------------------------------------------
 
 
+def forget_marks(
+    redis: Redis, keys: Keys, alert_id: str, channel: str, recipients: Iterable[str]
+) -> None:
+    """Drop the sent marks of ``recipients`` once their ``sent`` outcome is applied."""
+    names = list(recipients)
+    if names:
+        redis.hdel(sent_key(keys, alert_id, channel), *names)
+
+
 def record(
     redis: Redis, keys: Keys, alert_id: str, channel: str, recipient: str
 ) -> dict[str, Any] | None:
-    """The ledger record of one delivery, or None when nothing is recorded."""
+    """The ledger record of one delivery, or None when nothing is recorded (or the
+    alert's outcomes have expired)."""
     raw = redis.hget(_outcomes_key(keys, alert_id, channel), recipient)
-    return loads(raw) if raw is not None else None
+    return _unpack(alert_id, channel, recipient, raw) if raw is not None else None
 
 
 def status(redis: Redis, keys: Keys, alert_id: str, channel: str, recipient: str) -> str | None:
@@ -111,17 +179,18 @@ def status(redis: Redis, keys: Keys, alert_id: str, channel: str, recipient: str
 
 
 def outcomes(redis: Redis, keys: Keys, alert_id: str, channel: str) -> dict[str, dict[str, Any]]:
-    """Every recorded outcome of one alert on one channel, by recipient."""
+    """Every recorded outcome of one alert on one channel, by recipient (none once
+    they have expired)."""
     raw = redis.hgetall(_outcomes_key(keys, alert_id, channel))
-    return {text(k): loads(v) for k, v in raw.items()}
+    return {text(k): _unpack(alert_id, channel, text(k) or "", v) for k, v in raw.items()}
 
 
 def counts(redis: Redis, keys: Keys, alert_id: str, channel: str) -> dict[str, int]:
-    """How many deliveries of an alert are in each status."""
-    out: dict[str, int] = {}
-    for rec in outcomes(redis, keys, alert_id, channel).values():
-        out[rec["status"]] = out.get(rec["status"], 0) + 1
-    return out
+    """How many deliveries of an alert are in each status (kept after the per-recipient
+    outcomes expire)."""
+    raw = redis.hgetall(_counts_key(keys, alert_id, channel))
+    found = {text(k) or "": int(v) for k, v in raw.items()}
+    return {k: v for k, v in sorted(found.items()) if v > 0}
 
 
 def _listing(
@@ -167,28 +236,97 @@ _STATUS = {
 }
 
 
+def _previous(
+    redis: Redis, keys: Keys, alert_id: str, channel: str, recipients: list[str]
+) -> tuple[list[str | None], int]:
+    """Each recipient's current status (from its outcome, else from the dead letters or
+    the pending retries, which outlive the outcomes) and the outcomes' expiry (ms since
+    1970; -1 none, -2 no key)."""
+    lids = [letter_id(alert_id, channel, r) for r in recipients]
+    with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(_outcomes_key(keys, alert_id, channel), recipients)
+        pipe.hmget(_dead_key(keys), lids)
+        pipe.hmget(_pending_key(keys), lids)
+        pipe.pexpiretime(_outcomes_key(keys, alert_id, channel))
+        current, dead, waiting, expires = pipe.execute()
+    found: list[str | None] = []
+    for raw, letter, queued in zip(current, dead, waiting, strict=True):
+        chosen = raw if raw is not None else letter if letter is not None else queued
+        found.append(None if chosen is None else str(loads(chosen)["status"]))
+    return found, int(expires)
+
+
+def _write(
+    redis: Redis,
+    keys: Keys,
+    event: Event,
+    alert_id: str,
+    channel: str,
+    rows: list[tuple[dict[str, Any], str | None]],
+    expires: int,
+) -> None:
+    """Write ``rows`` (entry, previous status) of one event: outcomes (compact, expiring
+    ``OUTCOME_TTL`` after the latest event), counts, dead letters, pending retries."""
+    okey = _outcomes_key(keys, alert_id, channel)
+    deltas: dict[str, int] = {}
+    entries: dict[str, str] = {}
+    dead: dict[str, str] = {}
+    gone: list[str] = []
+    waiting: dict[str, str] = {}
+    done: list[str] = []
+    for entry, previous in rows:
+        entries[entry["recipient"]] = _pack(entry)
+        if previous != entry["status"]:
+            deltas[entry["status"]] = deltas.get(entry["status"], 0) + 1
+            if previous is not None:
+                deltas[previous] = deltas.get(previous, 0) - 1
+        full = dumps(entry)
+        if entry["status"] == "abandoned":
+            dead[entry["id"]] = full
+        else:
+            gone.append(entry["id"])
+        if entry["status"] in ("failed", "retrying"):
+            waiting[entry["id"]] = full
+        else:
+            done.append(entry["id"])
+    until = int((epoch(event.at) + OUTCOME_TTL) * 1000)
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(okey, mapping=entries)  # type: ignore[arg-type]
+        pipe.pexpireat(okey, max(until, expires))
+        for status, delta in deltas.items():
+            if delta:
+                pipe.hincrby(_counts_key(keys, alert_id, channel), status, delta)
+        if dead:
+            pipe.hset(_dead_key(keys), mapping=dead)  # type: ignore[arg-type]
+        if gone:
+            pipe.hdel(_dead_key(keys), *gone)
+        if waiting:
+            pipe.hset(_pending_key(keys), mapping=waiting)  # type: ignore[arg-type]
+        if done:
+            pipe.hdel(_pending_key(keys), *done)
+        pipe.execute()
+
+
 @handles("delivery.succeeded", "delivery.failed", "delivery.abandoned")
 def _apply_results(redis: Redis, keys: Keys, event: Event) -> None:
     alert_id = str(event.data["alert_id"])
     channel = str(event.data["channel"])
     new_status = _STATUS[event.type]
-    okey = _outcomes_key(keys, alert_id, channel)
     results = list(event.data.get("results") or ())
     if not results:
         return
-    current = redis.hmget(okey, [str(r["recipient"]) for r in results])
+    previous, expires = _previous(
+        redis, keys, alert_id, channel, [str(r["recipient"]) for r in results]
+    )
     # One command per hash for the whole event (not three per recipient): every
     # entry of an event has the same status, so each lands in or leaves the same hashes.
-    entries: dict[str, str] = {}
-    letters: dict[str, str] = {}
-    for result, raw in zip(results, current, strict=True):
+    rows: list[tuple[dict[str, Any], str | None]] = []
+    for result, before in zip(results, previous, strict=True):
         recipient = str(result["recipient"])
-        previous = loads(raw) if raw is not None else None
-        if previous and previous.get("status") == "sent" and new_status != "sent":
+        if before == "sent" and new_status != "sent":
             continue  # a late failure report never un-sends a message
-        lid = letter_id(alert_id, channel, recipient)
         entry = {
-            "id": lid,
+            "id": letter_id(alert_id, channel, recipient),
             "alert_id": alert_id,
             "channel": channel,
             "recipient": recipient,
@@ -203,20 +341,9 @@ def _apply_results(redis: Redis, keys: Keys, event: Event) -> None:
             entry["webhook_id"] = result["webhook_id"]
         if "retry_at" in result:
             entry["retry_at"] = result["retry_at"]
-        entries[recipient] = letters[lid] = dumps(entry)
-    if not entries:
-        return
-    with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(okey, mapping=entries)  # type: ignore[arg-type]
-        if new_status == "abandoned":
-            pipe.hset(_dead_key(keys), mapping=letters)  # type: ignore[arg-type]
-        else:
-            pipe.hdel(_dead_key(keys), *letters)
-        if new_status == "failed":
-            pipe.hset(_pending_key(keys), mapping=letters)  # type: ignore[arg-type]
-        else:
-            pipe.hdel(_pending_key(keys), *letters)
-        pipe.execute()
+        rows.append((entry, before))
+    if rows:
+        _write(redis, keys, event, alert_id, channel, rows, expires)
 
 
 @handles("delivery.retried")
@@ -224,26 +351,26 @@ def _apply_retried(redis: Redis, keys: Keys, event: Event) -> None:
     """A dead letter requeued by hand leaves the dead letters and waits again."""
     alert_id = str(event.data["alert_id"])
     channel = str(event.data["channel"])
-    okey = _outcomes_key(keys, alert_id, channel)
-    with redis.pipeline(transaction=True) as pipe:
-        for recipient in event.data.get("recipients") or ():
-            lid = letter_id(alert_id, channel, str(recipient))
-            entry = {
-                "id": lid,
-                "alert_id": alert_id,
-                "channel": channel,
-                "recipient": str(recipient),
-                "status": "retrying",
-                "error": None,
-                "attempt": 0,
-                "permanent": False,
-                "at": event.at,
-                "event": event.id,
-            }
-            pipe.hset(okey, str(recipient), dumps(entry))
-            pipe.hdel(_dead_key(keys), lid)
-            pipe.hset(_pending_key(keys), lid, dumps(entry))
-        pipe.execute()
+    recipients = [str(r) for r in event.data.get("recipients") or ()]
+    if not recipients:
+        return
+    previous, expires = _previous(redis, keys, alert_id, channel, recipients)
+    rows: list[tuple[dict[str, Any], str | None]] = []
+    for recipient, before in zip(recipients, previous, strict=True):
+        entry = {
+            "id": letter_id(alert_id, channel, recipient),
+            "alert_id": alert_id,
+            "channel": channel,
+            "recipient": recipient,
+            "status": "retrying",
+            "error": None,
+            "attempt": 0,
+            "permanent": False,
+            "at": event.at,
+            "event": event.id,
+        }
+        rows.append((entry, before))
+    _write(redis, keys, event, alert_id, channel, rows, expires)
 
 
 # -- writes -------------------------------------------------------------------------

@@ -108,11 +108,10 @@ def note_orphans(world: World, smtp: SlowSmtp, rx: HttpReceiver) -> int:
     got_mail = set(smtp.recipient_counts())
     got_hooks = {world.hooks[r.path][0] for r in rx.requests if r.path in world.hooks}
     # Read the servers first, then the marks: a message the live worker marks in between
-    # does not count as an orphan.
-    marked_mail = {k.decode() for k in redis.hkeys(ledger.sent_key(keys, world.alert_id, "email"))}
-    marked_hooks = {
-        k.decode() for k in redis.hkeys(ledger.sent_key(keys, world.alert_id, "webhook"))
-    }
+    # does not count as an orphan. Marked = a sent mark or a recorded "sent" outcome (a
+    # finished batch's marks are dropped once its outcomes are recorded).
+    marked_mail = ledger.already_sent(redis, keys, world.alert_id, "email", got_mail)
+    marked_hooks = ledger.already_sent(redis, keys, world.alert_id, "webhook", got_hooks)
     before = sum(len(v) for v in world.orphans.values())
     world.orphans["email"] |= got_mail - marked_mail
     world.orphans["webhook"] |= got_hooks - marked_hooks

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis import Redis
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from sorawatch.events import Event, EventLog, queue
@@ -15,6 +14,7 @@ from sorawatch.keys import Keys
 from sorawatch.projections import apply, subscribers
 from sorawatch.settings import Settings, SmtpSettings
 from workers import runtime
+from workers.worker import BurstWorker
 
 QUEUES = ("changes", "email", "webhook")
 
@@ -80,7 +80,7 @@ def subscribe(log: EventLog, email: str, lang: str, topics: Iterable[str] | None
 def run_jobs(redis: Redis, queues: Iterable[str] = QUEUES) -> None:
     """Run every queued job (and those they enqueue) in this process."""
     qs = [queue(name, redis) for name in queues]
-    SimpleWorker(qs, connection=redis, serializer=JSONSerializer).work(burst=True)
+    BurstWorker(qs, connection=redis, serializer=JSONSerializer).work(burst=True)
 
 
 def events_of(log: EventLog, *types: str) -> list[Event]:

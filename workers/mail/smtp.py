@@ -20,6 +20,7 @@ from email.utils import parseaddr
 import aiosmtplib
 
 from sorawatch.settings import SmtpSettings
+from workers import waits
 from workers.mail.base import RawMessage, SendResult, recipient_of
 
 log = logging.getLogger("sorawatch.mail")
@@ -83,8 +84,9 @@ class SmtpMailer:
         recipient = recipient_of(message)
         try:
             # asyncio.timeout, not wait_for: no extra task per message.
-            async with asyncio.timeout(self.settings.deadline):
-                return await self._send(message, recipient)
+            with waits.waiting(f"SMTP server {self.settings.host}:{self.settings.port}"):
+                async with asyncio.timeout(self.settings.deadline):
+                    return await self._send(message, recipient)
         except TimeoutError:
             return SendResult(recipient, False, error=f"no answer within {self.settings.deadline}s")
 

@@ -1,0 +1,149 @@
+"""One webhook endpoint cannot exhaust the worker: a huge response body is not read,
+and ``webhooks.timeout`` bounds the whole request, not each read.
+
+The endpoints are a real TCP server on 127.0.0.1 that answers by hand: a 300 MB body,
+or a response dripped one byte a second. Each records how much it wrote before the
+client hung up, which is what the fix changes (no timing is asserted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from sorawatch.events import EventLog
+from sorawatch.projections import ledger, webhooks
+from sorawatch.settings import Settings
+from tests.workers.delivery_helpers import keys_of, raise_alert, setup_runtime
+from workers import webhook as webhook_jobs
+
+HUGE = 300 * 1024 * 1024
+DRIP = 40  # bytes dripped, one a second, unless the client hangs up first
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            head += chunk
+        headers, _, body = head.partition(b"\r\n\r\n")
+        length = 0
+        for line in headers.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            body += sock.recv(65536)
+        path = headers.split(b" ")[1].decode()
+        written = 0
+        try:
+            if path == "/huge":
+                sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % HUGE)
+                block = b"x" * (1024 * 1024)
+                while written < HUGE:
+                    sock.sendall(block)
+                    written += len(block)
+            else:  # "/drip": a complete 200, one byte a second
+                answer = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n" + b"y" * 20
+                for byte in answer[:DRIP]:
+                    sock.sendall(bytes([byte]))
+                    written += 1
+                    time.sleep(1.0)
+        except OSError:
+            pass  # the client hung up: what we want to see
+        finally:
+            self.server.written[path] = written
+            self.server.done.set()
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.written: dict[str, int] = {}
+        self.done = threading.Event()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[_Server]:
+    server = _Server()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _deliver(
+    redis: Redis, settings: Settings, endpoint: _Server, path: str, timeout: float
+) -> dict[str, object]:
+    settings = dataclasses.replace(
+        settings,
+        webhooks=dataclasses.replace(settings.webhooks, timeout=timeout, retry_schedule=[0]),
+    )
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    port = endpoint.server_address[1]
+    hook, _ = webhooks.register(log, f"http://127.0.0.1:{port}{path}", allow_private=True)
+    raise_alert(log)
+    webhook_jobs.deliver_webhooks("al_test1", [hook.id], 0)
+    assert endpoint.done.wait(60), "the endpoint never saw the client hang up"
+    record = ledger.record(redis, log.keys, "al_test1", "webhook", hook.id)
+    assert record is not None
+    return record
+
+
+def test_a_300_mb_response_is_not_read(redis: Redis, settings: Settings, endpoint: _Server) -> None:
+    record = _deliver(redis, settings, endpoint, "/huge", timeout=60.0)
+    assert record["status"] == "sent"  # the 200 is what counts; the body is not ours
+    # The client stopped reading after 64 KiB; what the server got rid of is what
+    # fits in the socket buffers, nowhere near 300 MB.
+    assert endpoint.written["/huge"] < 64 * 1024 * 1024
+
+
+def test_the_timeout_bounds_the_whole_request_not_each_read(
+    redis: Redis, settings: Settings, endpoint: _Server
+) -> None:
+    record = _deliver(redis, settings, endpoint, "/drip", timeout=2.0)
+    assert record["status"] == "abandoned"  # retry_schedule [0]: no attempt left
+    assert str(record["error"]).startswith("timeout")
+    # Each byte came within the per-read timeout; only a bound on the whole request
+    # ends it long before the 40 dripped bytes are out.
+    assert endpoint.written["/drip"] < DRIP // 2
+
+
+def test_a_wait_over_a_second_is_logged_with_what_it_waited_for(
+    redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.http_receiver import HttpReceiver
+
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    with HttpReceiver() as rx:
+        rx.script("/slow", [(200, {}, 1.5)])
+        hook, _ = webhooks.register(log, rx.url("/slow?token=secret-part"), allow_private=True)
+        raise_alert(log)
+        with caplog.at_level(logging.WARNING, logger="sorawatch.waits"):
+            webhook_jobs.deliver_webhooks("al_test1", [hook.id], 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sorawatch.waits"]
+    assert any("webhook POST to 127.0.0.1" in line for line in lines), lines
+    assert not any("secret-part" in line for line in lines)  # the host only, never the URL
+    assert ledger.status(redis, log.keys, "al_test1", "webhook", hook.id) == "sent"
