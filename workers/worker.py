@@ -185,19 +185,6 @@ class Worker(QuickStop, RqWorker):
         super().clean_registries()  # type: ignore[no-untyped-call]
 
 
-class BurstWorker(SimpleWorker):
-    """RQ's in-process worker without the pubsub command channel, for one burst pass.
-
-    Nobody sends commands to a pass that ends by itself, and the channel costs up to a
-    minute at the end: RQ's teardown unsubscribes, then stops the listener thread, which
-    redis-py 8 now waits for; but the thread, seeing no subscription any more, is asleep
-    for RQ's ``sleep_time`` (60 s) waiting for one. Every `work --burst` could stall so.
-    """
-
-    def subscribe(self) -> None:
-        self.pubsub_thread = None
-
-
 def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] = QUEUES) -> int:
     """Run every job due now on ``queues`` (scheduled retries included) and return
     how many rounds did work. Configures the runtime for this process."""
