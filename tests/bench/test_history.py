@@ -1,10 +1,8 @@
 """The history replay (`bench/history.py --subset`) as a test: floors on its figures.
 
 The subset replays a fixed handful of Sora's real events and some no-change items through
-the real `watch --once` and `work --burst` (under a minute). The floors below are what
-the current judgement meets; the targets it misses (issue 11) are separate tests marked
-xfail, so they turn green, and then stay green, as the judgement improves. Tighten the
-constants as it does.
+the real `watch --once` and `work --burst` (under a minute). The bounds below are the
+targets of issue 11; a regression in the judgement fails one of them.
 """
 
 from __future__ import annotations
@@ -21,19 +19,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "bench" / "history"
 
-# Floors the current judgement meets on the subset (4 events).
+# Bounds on the subset (4 events).
 RECALL_EN_MIN = 0.95  # events reaching the English all-topics subscriber / events
 EVENTS_ALERTED_MIN = 4  # events that reached any recipient
 STATUS_SUBSCRIBER_MAILS_MIN = 1  # the status-only subscriber hears of the status events
 UNATTRIBUTED_MAX = 0  # deliveries the bench cannot tie to a corpus item
 UNVERIFIED_WEBHOOKS_MAX = 0  # webhooks whose Standard Webhooks signature fails
 
-# Targets of issue 11 the current judgement misses (xfail until the new judgement lands).
-MAILS_PER_EVENT_EN_MAX = 1.3  # today 5.5: one mail per topic, kind and outlet
-NOISE_MAILS_MAX = 0  # today 11: a rumour, a round-up and a tutorial alert
-FALSE_STATUS_CHANGES_MAX = 0  # today 2: "delayed" from a rumour and from Disney's exit
-
-KNOWN_BAD = "the judgement of today (issue 11); passes once claims and lifecycle land"
+MAILS_PER_EVENT_EN_MAX = 1.3  # before claims and stories: 5.5 (a mail per topic, kind, outlet)
+NOISE_MAILS_MAX = 0  # before: 11 (a rumour, a round-up and a tutorial alerted)
+FALSE_STATUS_CHANGES_MAX = 0  # before: 2 ("delayed" from a rumour and from Disney's exit)
 
 
 def replay() -> dict[str, Any]:
@@ -79,24 +74,20 @@ def test_the_result_line_is_strict_json(figures: dict[str, Any]) -> None:
         assert key in figures
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_BAD)
 def test_one_mail_per_event(figures: dict[str, Any]) -> None:
     assert figures["mails_per_event_en"] <= MAILS_PER_EVENT_EN_MAX
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_BAD)
 def test_no_mail_about_items_that_change_nothing(figures: dict[str, Any]) -> None:
     assert figures["noise_mails"] <= NOISE_MAILS_MAX
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_BAD)
 def test_no_status_change_that_did_not_happen(figures: dict[str, Any]) -> None:
     assert figures["false_status_changes"] <= FALSE_STATUS_CHANGES_MAX, figures[
         "false_status_detail"
     ]
 
 
-@pytest.mark.xfail(strict=False, reason=KNOWN_BAD)
 def test_the_final_state_is_the_truth(figures: dict[str, Any]) -> None:
     assert figures["state_matches"], figures["state_mismatches"]
 
