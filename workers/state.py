@@ -183,7 +183,9 @@ def _step(snap: Snapshot, line: str, facts: dict[str, Any], newer: Any) -> list[
         return [Change("status", f"status:{line}", before, after)] if RANK[current] < 1 else []
     if RANK.get(claimed, -1) > RANK.get(current, -1):  # ``lifecycle``: forward only
         return [Change("status", f"status:{line}", before, _where(after, where))]
-    if claimed == "released" and "released" not in (entry.get("steps") or [current]):
+    # (an entry without its steps, written before they were kept, went the usual way)
+    steps = entry.get("steps") or ["released"]
+    if claimed == "released" and "released" not in steps:
         # ``open to all``: a line that grew (an API, a platform) while still invite-only
         return [Change("status", f"status:{line}", before, after)]
     return []

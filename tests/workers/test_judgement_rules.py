@@ -63,6 +63,15 @@ def test_lifecycle_moves_forward_and_back_only_by_explicit_steps(
         assert got == [("status:Sora", current, claimed)]
 
 
+def test_open_to_all_an_expansion_while_invite_only_is_released_when_invites_go() -> None:
+    grew = Snapshot(lines={"Sora 2": line("expanded", version="Sora 2",
+                                          steps=["limited_access", "expanded"])})  # fmt: skip
+    assert changes(grew, {"status": "released"}) == [("status:Sora 2", "expanded", "released")]
+    opened = Snapshot(lines={"Sora 2": line("expanded", version="Sora 2",
+                                            steps=["limited_access", "released", "expanded"])})  # fmt: skip
+    assert changes(opened, {"status": "released"}) == []
+
+
 def test_scope_a_new_place_is_a_change_for_an_expanded_line() -> None:
     snap = Snapshot(lines={"Sora": line("expanded", where=["EU", "UK"])})
     assert changes(snap, {"status": "expanded", "where": ["UK"]}) == []
