@@ -81,6 +81,9 @@ def _judge(lex: Lexicon, cue: StatusCue, prep: Prepared, start: int, end: int) -
     return cue.status if outcome == "keep" else outcome
 
 
+_ACCESS = ("research_preview", "limited_access")
+
+
 def _anywhere(lex: Lexicon, prep: Prepared, status: str) -> bool:
     """Whether any sentence of the item supports ``status`` (background aside)."""
     for cue in lex.cues:
@@ -131,10 +134,17 @@ def extract_status(lex: Lexicon, prep: Prepared, zone: int | None = None) -> dic
     chosen = next((s for s in lex.status_order if s in pool), None)
     if chosen is None:
         return {}
-    if chosen == "new_version":  # how the launch opens may be told further down
+    # How a launch or an unveiling opens may be told further down ("invite-based", "red
+    # teamers are assessing it"): the claim is the launch, its access is the item's.
+    if chosen == "new_version":
         limited = "limited_access" in evidence or _anywhere(lex, prep, "limited_access")
         chosen = "limited_access" if limited else "released"
         evidence.setdefault(chosen, evidence["new_version"])
+    elif chosen == "announced":
+        opened = next((s for s in _ACCESS if _anywhere(lex, prep, s)), None)
+        if opened is not None:
+            evidence.setdefault(opened, evidence["announced"])
+            chosen = opened
     facts: dict[str, Any] = {"status": chosen}
     versions = [v for v in prep.of_kind("version") if v.start < limit]
     if versions:

@@ -173,8 +173,9 @@ def _step(snap: Snapshot, line: str, facts: dict[str, Any], newer: Any) -> list[
         return []
     if claimed == "discontinued":
         return [Change("status", f"status:{line}", before, after)]
-    if claimed == "paused":
-        return [Change("status", f"status:{line}", before, after)] if current in RUNNING else []
+    if claimed == "paused":  # an announced product may have testers: their access pauses
+        pausable = (*RUNNING, "announced")
+        return [Change("status", f"status:{line}", before, after)] if current in pausable else []
     if current == "paused":  # ``resume``
         if claimed in RUNNING:
             return [Change("status", f"status:{line}", before, _where(after, where))]

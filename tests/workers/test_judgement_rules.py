@@ -42,6 +42,7 @@ def changes(snap: Snapshot, facts: dict[str, Any], dated: bool = False) -> list[
         ("research_preview", "limited_access", False),
         # explicit steps back
         ("released", "paused", True),
+        ("announced", "paused", True),  # testers had access: theirs pauses
         ("expanded", "discontinued", True),
         ("announced", "delayed", True),
         ("released", "delayed", False),  # a released line is not delayed
