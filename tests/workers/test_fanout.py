@@ -113,3 +113,37 @@ def test_chunks() -> None:
         [9],
     ]
     assert list(fanout.chunks([[]], 4)) == []
+
+
+def test_a_story_reaches_each_recipient_once_and_early_reports_only_who_asked(
+    redis: Redis, settings: Settings
+) -> None:
+    from sorawatch.projections import subscribers, webhooks
+
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    keys = keys_of(settings)
+    subscribe(log, "all@example.test", "en")
+    subscribe(log, "status@example.test", "en", topics=["status"])
+    subscribe(log, "partners@example.test", "en", topics=["partnership"])
+    subscribers.request(log, "early@example.test", "en", "status", "change,early", confirmed=True)
+    typed, _ = webhooks.register(log, "http://127.0.0.1:9/c", kinds="change", allow_private=True)
+    stories, _ = webhooks.register(log, "http://127.0.0.1:9/n", kinds="news", allow_private=True)
+    story = {"alert_id": "al_s", "topic": "status", "kind": "story",
+             "topics": ["status", "pricing"], "want": {"email": "change", "webhook": "news"}}  # fmt: skip
+    plan = fanout.make_plan(redis, keys, story, 100)
+    assert plan["email"] == [["all@example.test", "early@example.test", "status@example.test"]]
+    assert plan["webhook"] == [[stories.id]]
+    change = {
+        "alert_id": "al_c",
+        "topic": "pricing",
+        "kind": "change",
+        "want": {"webhook": "change"},
+    }
+    assert fanout.make_plan(redis, keys, change, 100) == {"email": [], "webhook": [[typed.id]]}
+    early = {"alert_id": "al_e", "topic": "status", "kind": "early", "topics": ["status"],
+             "want": {"email": "early"}}  # fmt: skip
+    assert fanout.make_plan(redis, keys, early, 100) == {
+        "email": [["early@example.test"]],
+        "webhook": [],
+    }
