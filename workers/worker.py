@@ -128,7 +128,7 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
     rt = runtime.configure(settings, redis)
     # One worker over every queue, in flow order: RQ drains them by priority and picks
     # up what the jobs enqueue on the way; a new round only when retries came due.
-    queues_ = [queue(name, rt.redis) for name in queues]
+    queues_ = [queue(name, rt.redis, rt.keys) for name in queues]
     busy = 0
     for _ in range(MAX_ROUNDS):
         worker = SimpleWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
@@ -142,8 +142,8 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
 def _serve(settings: Settings, names: list[str]) -> None:
     """Child process: one RQ worker on ``names``, with the scheduler, until stopped."""
     redis = connect(settings)
-    runtime.configure(settings, redis)
-    queues = [queue(n, redis) for n in names]
+    rt = runtime.configure(settings, redis)
+    queues = [queue(n, redis, rt.keys) for n in names]
     release_dead_scheduler_locks(redis, queues)  # before work() starts our scheduler
     worker = Worker(
         queues,

@@ -139,7 +139,7 @@ class RedisCollector(Collector):
             _name("queue_jobs"), "RQ jobs by queue and state", labels=["queue", "state"]
         )
         for name in QUEUES:
-            q = queue(name, self.redis)
+            q = queue(name, self.redis, self.keys)
             depth.add_metric([name, "queued"], q.count)
             for state, registry in (
                 ("started", q.started_job_registry),

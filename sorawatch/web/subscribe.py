@@ -70,7 +70,7 @@ def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
     if sub.status == "pending":
         # A confirmed address is left alone (its owner changes it via the preferences
         # link); an unknown or pending one gets a confirmation mail.
-        queue("email", state.redis).enqueue(CONFIRM_JOB, email, result_ttl=3600)
+        queue("email", state.redis, state.keys).enqueue(CONFIRM_JOB, email, result_ttl=3600)
     return page(
         request,
         "message.html",
