@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from types import FrameType
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq import Worker as RqWorker
 from rq.executions import Execution
@@ -45,6 +46,8 @@ MAX_ROUNDS = 1000  # a burst that keeps finding work this long is a loop, not a 
 # RQ cleans its registries every 10 minutes by default: a job whose worker died
 # elsewhere would wait that long to be re-run. A minute is cheap (a few ZRANGEs).
 MAINTENANCE_INTERVAL = 60
+PUBSUB_POLL = 1.0  # seconds: how soon RQ's command thread notices a stop
+STOP_WAIT = 10  # seconds: the most a stop waits for that thread or the scheduler
 
 log = logging.getLogger("sorawatch.workers")
 
@@ -113,13 +116,67 @@ def release_dead_scheduler_locks(redis: Redis, queues: Iterable[Queue]) -> list[
 
 class Worker(RqWorker):
     """RQ's forking worker that, at start and at each maintenance, first hands the jobs
-    of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run."""
+    of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run,
+    and that always stops when asked.
+
+    RQ's own shutdown could hang: its pubsub thread (for ``rq`` commands) polls with
+    a 60 s timeout and ``teardown`` joins it without a bound, so a stop waited up to a
+    minute per worker (``work --burst`` rounds added up past two minutes); and after
+    a Redis restart the join and the scheduler's join could wait on a connection
+    being retried. Here the thread polls every second, and every join is bounded
+    (both are daemon-like: nothing is lost by not waiting for them).
+    """
 
     def clean_registries(self) -> None:
         found = expire_abandoned(self.connection, self.queues)
         if found:
             self.log.warning("re-running %d job(s) abandoned by dead workers", found)
         super().clean_registries()  # type: ignore[no-untyped-call]
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_POLL,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
+    def unsubscribe(self) -> None:
+        thread, self.pubsub_thread = self.pubsub_thread, None
+        if thread is None:
+            return
+        with contextlib.suppress(RedisError, OSError):
+            self.pubsub.unsubscribe()
+        try:
+            thread.stop(timeout=STOP_WAIT)  # redis-py 7: stop() joins, unbounded without it
+        except TypeError:  # older redis-py: stop() only clears the flag
+            thread.stop()
+            thread.join(STOP_WAIT)
+
+    def stop_scheduler(self) -> None:
+        process = self.scheduler._process if self.scheduler else None
+        if process is None or not process.pid:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(STOP_WAIT)
+        if process.is_alive():
+            self.log.warning(
+                "scheduler (pid %s) did not stop in %d s: killing it", process.pid, STOP_WAIT
+            )
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.join(STOP_WAIT)
+
+
+class BurstWorker(SimpleWorker):
+    """The in-process worker of ``work --burst``: no pubsub thread at all (nobody sends
+    commands to a worker that quits when the queues are empty, and RQ's thread made
+    each round's teardown wait up to 60 s)."""
+
+    def subscribe(self) -> None:
+        self.pubsub_thread = None
 
 
 def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] = QUEUES) -> int:
@@ -131,7 +188,7 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
     queues_ = [queue(name, rt.redis, rt.keys) for name in queues]
     busy = 0
     for _ in range(MAX_ROUNDS):
-        worker = SimpleWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
+        worker = BurstWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
         if not worker.work(burst=True, with_scheduler=True, logging_level="WARNING"):
             return busy
         busy += 1
