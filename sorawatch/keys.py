@@ -62,6 +62,16 @@ class Keys:
         """Serialises change processing (dedupe, state fold, alerts) across workers."""
         return f"{self.prefix}:lock:changes"
 
+    def pending(self, email: str) -> str:
+        """An unconfirmed subscribe request (JSON, expires after ``web.pending_ttl``):
+        kept out of the log until confirmed, so an abandoned request leaves nothing."""
+        return f"{self.prefix}:pending:{digest(email, 32)}"
+
+    def confirm_mail(self, mailbox: str) -> str:
+        """Set when a confirmation mail goes to ``mailbox`` (case and +tag folded);
+        expires after ``web.confirm_interval``: at most one such mail per interval."""
+        return f"{self.prefix}:confirm-mail:{digest(mailbox, 32)}"
+
     def rate_limit(self, scope: str, ident: str) -> str:
         """A per-hour request counter (web subscribe form); expires on its own."""
         return f"{self.prefix}:rate:{scope}:{digest(ident)}"

@@ -137,7 +137,10 @@ def list_subscribers(
     offset: int = Query(default=0, ge=0, le=10_000_000),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Subscribers ordered by address, a page at a time, with the total."""
+    """Subscribers ordered by address, a page at a time, with the total.
+
+    Unconfirmed requests from the form are not listed: they stay outside the log
+    until confirmed and expire after 48 hours (look one up by its address)."""
     state = request.app.state
     items = subscribers.list_all(state.redis, state.keys, status, offset, limit)
     return {

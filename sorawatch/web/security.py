@@ -8,6 +8,7 @@ length and on the bytes actually streamed), and the admin bearer token.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,6 +17,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sorawatch.web.errors import ApiError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_BODY = 64 * 1024
 
@@ -132,6 +136,50 @@ def check_admin(
         )
 
 
+def _networks(cidrs: tuple[str, ...]) -> list[IPNetwork]:
+    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+
+def _ip(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
 def client_address(request: Request) -> str:
-    """The peer address; proxies are not trusted, so X-Forwarded-For is ignored."""
-    return request.client.host if request.client else "unknown"
+    """The client's address: the peer, unless the peer is one of ``web.trusted_proxies``;
+    then the last ``X-Forwarded-For`` hop that is not a trusted proxy (the hops before
+    it are whatever the client wrote, so they are never believed)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = _networks(tuple(request.app.state.settings.web.trusted_proxies))
+    if not trusted:
+        return peer
+
+    def is_trusted(value: str) -> bool:
+        ip = _ip(value)
+        return ip is not None and any(ip in net for net in trusted)
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for v in request.headers.getlist("x-forwarded-for") for h in v.split(",")]
+    for hop in reversed(hops):
+        if not hop:
+            continue
+        if _ip(hop) is None:
+            return peer  # a garbled header: the proxy itself is the best we know
+        if not is_trusted(hop):
+            return hop
+    return peer
+
+
+def client_bucket(request: Request) -> str:
+    """The rate-limit bucket of the client: its address, or its /64 for IPv6 (one
+    subscriber line gets a whole /64, so counting addresses would count nothing)."""
+    address = client_address(request)
+    ip = _ip(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip) if ip is not None else address

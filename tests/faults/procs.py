@@ -21,7 +21,7 @@ def write_config(path: Path, redis_url: str, prefix: str, data_dir: Path, extra:
     """A settings file for the processes under test (Redis comes from the environment)."""
     path.write_text(
         f'[redis]\nprefix = "{prefix}"\n\n'
-        '[web]\nbase_url = "https://watch.example.test"\nsecret = "fault-secret"\n\n'
+        '[web]\nbase_url = "https://watch.example.test"\nsecret = "fault-secret-fault-secret-fault-secret"\n\n'
         f'[data]\ndir = "{data_dir}"\n\n' + extra,
         encoding="utf-8",
     )

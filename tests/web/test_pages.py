@@ -44,12 +44,12 @@ def test_empty_status_page_in_both_languages(client: TestClient) -> None:
     assert en.status_code == 200
     assert html_attrs(en.text) == ("en", "ltr")
     assert "We have not seen reliable news about Sora" in en.text
-    assert 'href="/?lang=ar"' in en.text  # the switch
+    assert 'href="?lang=ar"' in en.text  # the switch
 
     ar = client.get("/?lang=ar")
     assert html_attrs(ar.text) == ("ar", "rtl")
     assert "لم نرصد بعد خبرًا موثوقًا عن حالة سورا" in ar.text
-    assert 'href="/?lang=en"' in ar.text
+    assert 'href="?lang=en"' in ar.text
     assert ar.headers["vary"] == "Accept-Language"
 
 
@@ -146,3 +146,13 @@ def test_wrong_method_on_a_page_is_405(client: TestClient) -> None:
     response = client.delete("/", headers=HTML)
     assert response.status_code == 405
     assert "Not allowed here" in response.text
+
+
+def test_404_language_switch_stays_on_the_site(client: TestClient) -> None:
+    for path in ("//evil.example/login", "///evil.example/x", "/%2F%2Fevil.example/login"):
+        page = client.get("http://testserver" + path + "?lang=en&x=1", headers=HTML)
+        assert page.status_code == 404
+        assert "evil.example/" not in page.text.split("<main")[0]
+        switch = re.search(r'<a class="switch" href="([^"]*)"', page.text)
+        assert switch is not None
+        assert switch.group(1) == "?x=1&amp;lang=ar"
