@@ -40,7 +40,7 @@ router = APIRouter(
     prefix="/api",
     tags=["admin"],
     dependencies=[Depends(check_admin)],
-    responses=error_model_responses(401, 404, 405, 413, 422, 500),
+    responses=error_model_responses(401, 404, 405, 413, 422, 429, 500),
 )
 
 

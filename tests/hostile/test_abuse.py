@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
+from sorawatch.errors import ValidationError
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
@@ -161,3 +162,45 @@ def _bytes(redis: Redis) -> int:
     for key in redis.scan_iter(count=1000):
         total += int(redis.memory_usage(key, samples=0) or 0)
     return total
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "\u00fc@example.com",  # a non-ASCII local part (no SMTPUTF8 end to end)
+        "evil\u202egro.example@example.com",  # right-to-left override
+        "zero\u200bwidth@example.com",  # zero-width space
+        "a\u2066b@example.com",  # bidi isolate
+        "joiner@exa\u200dmple.com",
+        "soft\u00adhyphen@example.com",
+        "line\u2028sep@example.com",
+        "x@exa_mple.com",
+        "x@-example.com",
+    ],
+)
+def test_addresses_with_hidden_or_non_ascii_characters_are_refused(
+    settings: Settings, redis: Redis, address: str, reliability: Figures
+) -> None:
+    with pytest.raises(ValidationError):
+        subscribers.normalize_email(address)
+    with TestClient(create_app(settings, redis)) as client:
+        response = client.post("/subscribe?lang=en", data={**FORM, "email": address})
+    assert response.status_code == 400
+    assert not list(redis.scan_iter(match="sw:pending:*"))
+    reliability.hostile_cases("web: addresses with non-ASCII, bidi and zero-width characters", 1)
+
+
+def test_international_domains_are_kept_in_ascii_and_the_mail_header_is_valid(
+    settings: Settings, redis: Redis, smtp: SmtpServer
+) -> None:
+    assert subscribers.normalize_email("Reader@Bücher.example") == "reader@xn--bcher-kva.example"
+    live = dataclasses.replace(
+        settings, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout=5)
+    )
+    with TestClient(create_app(live, redis)) as client:
+        form = {**FORM, "email": "reader@bücher.example"}
+        assert client.post("/subscribe", data=form).status_code == 200
+    _burst(live, redis)
+    [mail] = smtp.messages
+    assert mail.recipients == ["reader@xn--bcher-kva.example"]
+    assert mail.message["To"] == "reader@xn--bcher-kva.example"
