@@ -61,6 +61,8 @@ class Subscriber:
     status: str
     requested_at: str
     confirmed_at: str | None = None
+    # Links (unsubscribe, preferences, confirm) signed before this are refused.
+    tokens_after: str | None = None
 
     def wants(self, topic: str, kind: str) -> bool:
         return self.status == "confirmed" and topic in self.topics and kind in self.kinds
@@ -78,6 +80,7 @@ class Subscriber:
             status=raw["status"],
             requested_at=raw["requested_at"],
             confirmed_at=raw.get("confirmed_at"),
+            tokens_after=raw.get("tokens_after"),
         )
 
 
@@ -383,6 +386,22 @@ def update(
     return get(log.redis, log.keys, address)
 
 
+def revoke_tokens(log: EventLog, email: str) -> bool:
+    """Turn away every link (unsubscribe, preferences) signed for the address until
+    now, e.g. after one leaked; the next mail carries new ones. False for an address
+    not in the log. Appends ``subscriber.tokens_revoked``."""
+    address = (email or "").strip().lower()
+    raw = loads(log.redis.get(f"{_ns(log.keys)}:s:{address}"))
+    if not raw:
+        return False
+    now = utcnow()
+    event = Event.new(
+        "subscriber.tokens_revoked", {"email": address, "revoked_at": now}, address, now, at=now
+    )
+    _write(log, event)
+    return True
+
+
 def _write(log: EventLog, event: Event) -> None:
     log.append(event)
     apply(log.redis, log.keys, event)
@@ -462,3 +481,11 @@ def _on_updated(redis: Redis, keys: Keys, event: Event) -> None:
 
 def _replace(sub: Subscriber, **changes: Any) -> Subscriber:
     return Subscriber.from_dict({**sub.to_dict(), **changes})
+
+
+@handles("subscriber.tokens_revoked")
+def _on_tokens_revoked(redis: Redis, keys: Keys, event: Event) -> None:
+    old = get(redis, keys, event.data["email"])
+    if old is None or old.status == "pending":
+        return
+    _store(redis, keys, old, _replace(old, tokens_after=event.data["revoked_at"]))

@@ -26,6 +26,7 @@ from sorawatch.web.models import (
     RetryOut,
     SubscriberOut,
     SubscriberPage,
+    TokensRevoked,
     Unsubscribed,
     WebhookCreated,
     WebhookIn,
@@ -172,6 +173,19 @@ def delete_subscriber(request: Request, email: str) -> dict[str, Any]:
         raise ApiError(404, f"no subscriber {email!r}")
     done = subscribers.unsubscribe(state.log, email)
     return {"email": email.strip().lower(), "unsubscribed": done}
+
+
+@router.post("/subscribers/{email}/revoke-tokens", response_model=TokensRevoked)
+def revoke_subscriber_tokens(request: Request, email: str) -> dict[str, Any]:
+    """Refuse every unsubscribe and preferences link signed for the address until now
+    (``subscriber.tokens_revoked``): for a link that leaked. Later mails carry new ones.
+
+    404 when the address is not in the log.
+    """
+    state = request.app.state
+    if not subscribers.revoke_tokens(state.log, email):
+        raise ApiError(404, f"no subscriber {email!r}")
+    return {"email": email.strip().lower(), "revoked": True}
 
 
 # -- feeds ------------------------------------------------------------------------

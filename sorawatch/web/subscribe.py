@@ -18,7 +18,7 @@ from starlette.datastructures import FormData
 
 from sorawatch.errors import ValidationError
 from sorawatch.projections import subscribers
-from sorawatch.tokens import TokenError
+from sorawatch.tokens import TokenError, revoked
 from sorawatch.web.deps import tokens
 from sorawatch.web.pages import blank_form
 from sorawatch.web.ratelimit import RateLimited, hit
@@ -313,8 +313,11 @@ def _holder(request: Request, purpose: str, token: str) -> tuple[str, str] | Res
     """The address a ``purpose`` token was signed for and the page language for it, or
     the "bad link" page (in the browser's language) when the token does not verify."""
     try:
-        email = tokens(request.app).verify(purpose, token)
+        email, signed = tokens(request.app).verify_signed(purpose, token)
     except TokenError:
+        return _bad_link(request, page_lang(request))
+    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
+    if sub is not None and revoked(signed, sub.tokens_after):
         return _bad_link(request, page_lang(request))
     return email, _lang_for(request, email)
 
