@@ -155,7 +155,7 @@ def test_a_slow_endpoint_does_not_delay_mail_or_other_endpoints(
             fast_paths = [f"/h/{i}" for i in range(1, 20)]
             wait_for(lambda: all(rx.to(p) for p in fast_paths), 30, "fast endpoints", poll=0.01)
             fast_done = time.monotonic()
-            wait_for(lambda: idle(redis), 30, "the queues to drain", poll=0.1)
+            wait_for(lambda: idle(redis, Keys("slow")), 30, "the queues to drain", poll=0.1)
             slow_done = time.monotonic()
         finally:
             proc.stop()
