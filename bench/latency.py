@@ -89,7 +89,7 @@ def config(path: Path, settings: Settings, smtp_port: int) -> Path:
     path.write_text(
         f'[redis]\nurl = "{settings.redis.url}"\n\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_port}\n'
         'from = "Sorawatch <alerts@watch.example.test>"\n\n[web]\n'
-        'base_url = "https://watch.example.test"\nsecret = "bench"\n\n'
+        'base_url = "https://watch.example.test"\nsecret = "bench-secret-bench-secret-bench-secret"\n\n'
         f'[webhooks]\nallow_private = true\n\n[data]\ndir = "{settings.data.dir}"\n'
     )
     return path

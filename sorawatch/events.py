@@ -68,6 +68,7 @@ register("subscriber.requested", 1, ("email", "lang", "topics", "kinds"))
 register("subscriber.confirmed", 1, ("email",))
 register("subscriber.unsubscribed", 1, ("email",))
 register("subscriber.updated", 1, ("email",))
+register("subscriber.tokens_revoked", 1, ("email", "revoked_at"))
 register("webhook.registered", 1, ("webhook_id", "url", "lang", "topics", "kinds"))
 register("webhook.disabled", 1, ("webhook_id", "reason"))
 register("webhook.enabled", 1, ("webhook_id",))
@@ -176,18 +177,37 @@ class Appended:
     new: bool
 
 
-def queue(name: str, redis: Redis) -> Queue:
-    """An RQ queue with the JSON serializer (jobs carry ids and plain values)."""
-    return Queue(name, connection=redis, serializer=JSONSerializer)
+class _DeploymentQueue(Queue):
+    """An RQ queue of one deployment: job ids get the deployment's prefix, because RQ
+    keeps jobs under one global namespace and ids derive from event ids, which two
+    deployments watching the same feed share."""
+
+    job_prefix = ""
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Any:
+        jid = kwargs.get("job_id")
+        if jid and not str(jid).startswith(self.job_prefix):
+            kwargs["job_id"] = f"{self.job_prefix}{jid}"
+        return super().create_job(*args, **kwargs)
 
 
-def enqueue(redis: Redis, pipe: Any, job: Job) -> None:
+def queue(name: str, redis: Redis, keys: Keys | None = None) -> Queue:
+    """The RQ queue ``name`` of the deployment ``keys`` belongs to (its name and job ids
+    carry the Redis prefix; without ``keys``, the default prefix), with the JSON
+    serializer (jobs carry ids and plain values)."""
+    keys = keys or Keys()
+    q = _DeploymentQueue(keys.queue(name), connection=redis, serializer=JSONSerializer)
+    q.job_prefix = keys.job_prefix
+    return q
+
+
+def enqueue(redis: Redis, keys: Keys, pipe: Any, job: Job) -> None:
     """Put ``job`` on its queue inside the caller's MULTI pipeline.
 
     The queue reads the server version on ``redis`` (cached there), never inside
     the transaction.
     """
-    q = queue(job.queue, redis)
+    q = queue(job.queue, redis, keys)
     q.get_redis_server_version()
     q.enqueue_call(
         job.func,
@@ -262,7 +282,7 @@ class EventLog:
                         )
                     for i in fresh:
                         for job in batch[i][1]:
-                            enqueue(self.redis, pipe, job)
+                            enqueue(self.redis, self.keys, pipe, job)
                     replies = pipe.execute()
                     break
                 except WatchError:

@@ -7,6 +7,7 @@ The event log is the source of truth; projections can be rebuilt by
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 
@@ -61,9 +62,33 @@ class Keys:
         """Serialises change processing (dedupe, state fold, alerts) across workers."""
         return f"{self.prefix}:lock:changes"
 
+    def pending(self, email: str) -> str:
+        """An unconfirmed subscribe request (JSON, expires after ``web.pending_ttl``):
+        kept out of the log until confirmed, so an abandoned request leaves nothing."""
+        return f"{self.prefix}:pending:{digest(email, 32)}"
+
+    def confirm_mail(self, mailbox: str) -> str:
+        """Set when a confirmation mail goes to ``mailbox`` (case and +tag folded);
+        expires after ``web.confirm_interval``: at most one such mail per interval."""
+        return f"{self.prefix}:confirm-mail:{digest(mailbox, 32)}"
+
     def rate_limit(self, scope: str, ident: str) -> str:
         """A per-hour request counter (web subscribe form); expires on its own."""
         return f"{self.prefix}:rate:{scope}:{digest(ident)}"
+
+    def queue(self, name: str) -> str:
+        """The RQ queue ``name`` (``changes``, ``email``, ``webhook``) of this deployment.
+
+        RQ keeps every queue under its own global ``rq:`` namespace, so two deployments
+        on one Redis are kept apart by the queue name itself (and the job ids, see
+        ``sorawatch.events.queue``): ``sw.email`` and ``tenantb.email``.
+        """
+        return f"{self.prefix}.{name}"
+
+    @property
+    def job_prefix(self) -> str:
+        """Put before every RQ job id this deployment makes (job ids are global in RQ)."""
+        return re.sub(r"[^A-Za-z0-9_-]", "_", self.prefix) + "-"
 
     def projection(self, name: str) -> str:
         """Namespace for one projection's keys; `replay` deletes and rebuilds it."""

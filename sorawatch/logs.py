@@ -7,11 +7,24 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from sorawatch.redact import redact_text
+
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class RedactingFormatter(logging.Formatter):
+    """Hides credentials in URLs and tokens in link paths, wherever a line has them
+    (our messages, a library's, a traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        return redact_text(self._format(record))
+
+    def _format(self, record: logging.LogRecord) -> str:
         out = {
             "at": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -30,7 +43,9 @@ def setup(level: str = "INFO", *, json_lines: bool = False) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -9,6 +9,7 @@ This is the only module that reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -22,9 +23,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sorawatch.errors import SettingsError
+from sorawatch.redact import redact_url
 
 ENV_PREFIX = "SORAWATCH_"
 LANGS = ("ar", "en")
+MIN_SECRET = 32  # web.secret, web.admin_token, web.metrics_token: guessable below this
 
 
 def _range(lo: float | None = None, hi: float | None = None) -> dict[str, Any]:
@@ -63,6 +66,14 @@ class WebSettings:
     secret: str | None = field(default=None, metadata={"secret": True})
     admin_token: str | None = field(default=None, metadata={"secret": True})
     subscribe_rate: int = field(default=10, metadata=_range(1, 100000))  # per client per hour
+    # An unconfirmed request is kept this long (outside the event log), then forgotten.
+    pending_ttl: int = field(default=48 * 3600, metadata=_range(1, 48 * 3600))
+    # At most one confirmation mail per address (case and +tag folded) in this many seconds.
+    confirm_interval: int = field(default=24 * 3600, metadata=_range(1, 30 * 86400))
+    # Proxies (CIDRs) whose X-Forwarded-For is believed; empty: the peer is the client.
+    trusted_proxies: list[str] = field(default_factory=list)
+    # Bearer token for GET /metrics; unset: /metrics is open.
+    metrics_token: str | None = field(default=None, metadata={"secret": True})
 
     @property
     def public_url(self) -> str:
@@ -367,11 +378,26 @@ def _check(settings: Settings) -> None:
     if settings.redis.url is not None:
         scheme = urlsplit(settings.redis.url).scheme
         if scheme not in ("redis", "rediss", "unix"):
-            raise SettingsError(f"redis.url: {settings.redis.url!r} is not a redis:// URL")
+            shown = redact_url(settings.redis.url)
+            raise SettingsError(f"redis.url: {shown!r} is not a redis:// URL")
     if settings.web.base_url is not None:
         parts = urlsplit(settings.web.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SettingsError(f"web.base_url: {settings.web.base_url!r} is not an http(s) URL")
+    for name in ("secret", "admin_token", "metrics_token"):
+        value = getattr(settings.web, name)
+        if value is not None and len(value) < MIN_SECRET:
+            raise SettingsError(
+                f"web.{name}: at least {MIN_SECRET} characters, got {len(value)}"
+                " (e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+            )
+    for i, cidr in enumerate(settings.web.trusted_proxies):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"web.trusted_proxies[{i}]: {cidr!r} is not an address or CIDR"
+            ) from None
     for name in ("webhooks", "workers"):
         schedule = getattr(settings, name).retry_schedule
         if not schedule or any(s < 0 for s in schedule):

@@ -78,8 +78,9 @@ class Recorder:
 class SmtpServer:
     """``with SmtpServer() as smtp:``; ``smtp.port``, ``smtp.messages``, scripting."""
 
-    def __init__(self, auth: tuple[str, str] | None = None) -> None:
-        """``auth``: require AUTH with this login and password (over plain text: tests only)."""
+    def __init__(self, auth: tuple[str, str] | None = None, *, smtputf8: bool = True) -> None:
+        """``auth``: require AUTH with this login and password (over plain text: tests only);
+        ``smtputf8``: advertise SMTPUTF8 (non-ASCII addresses)."""
         self.recorder = Recorder()
         self.port = free_port()
         options: dict[str, Any] = {}
@@ -96,6 +97,7 @@ class SmtpServer:
                 return AuthResult(success=ok, handled=False)
 
             options = {"authenticator": check, "auth_required": True, "auth_require_tls": False}
+        options["enable_SMTPUTF8"] = smtputf8
         self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port, **options)
 
     def __enter__(self) -> SmtpServer:

@@ -114,3 +114,27 @@ def test_webhook_inside_the_network_is_refused_unless_allowed(redis: Redis) -> N
     with pytest.raises(Exception, match="inside the network"):
         webhooks.register(log, "http://127.0.0.1:9/hook", allow_private=False)
     assert log.count() == 0
+
+
+def test_subscribe_without_confirmed_queues_the_confirmation_mail(run, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+    from sorawatch.events import queue
+
+    result = run("subscribe", "Mail.Me@Example.com", "--lang", "en", "--topics", "status")
+    assert result.exit_code == 0, result.output
+    assert "confirmation mail queued" in result.output
+    jobs = [(j.func_name, tuple(j.args)) for j in queue("email", redis, Keys()).jobs]
+    assert jobs == [("workers.email.send_confirmation", ("mail.me@example.com",))]
+    # Asked again (another spelling of the mailbox) within the day: no second mail.
+    again = run("subscribe", "mail.me+x@example.com", "--lang", "en", "--topics", "status")
+    assert again.exit_code == 0, again.output
+    assert queue("email", redis, Keys()).count == 1
+
+
+def test_events_count_honours_type(run, redis: Redis) -> None:  # type: ignore[no-untyped-def]
+    for n in range(3):
+        run("subscribe", f"c{n}@example.com", "--lang", "en", "--topics", "status", "--confirmed")
+    run("unsubscribe", "c0@example.com")
+    assert run("events", "--count").output.strip() == "4"
+    assert run("events", "--count", "--type", "subscriber.unsubscribed").output.strip() == "1"
+    counted = run("events", "--count", "--type", "subscriber.requested", "--type", "x.y")
+    assert counted.output.strip() == "3"

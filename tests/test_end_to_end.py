@@ -29,7 +29,7 @@ from tests.watcher.feedserver import FeedServer, Route
 pytestmark = pytest.mark.slow
 
 PREFIX = "e2e"
-SECRET = "e2e-secret"
+SECRET = "e2e-secret-e2e-secret-e2e-secret-e2e"
 
 
 WEATHER = ("Weather: sunny week ahead", "https://outlet.example.test/weather", "Sun all week.")

@@ -304,7 +304,7 @@ def send_confirmation(email: str, attempt: int = 0) -> str:
     if result.permanent or attempt + 1 >= len(schedule):
         metrics.incr(rt.redis, rt.keys, "confirmations_failed")
         return f"failed: {result.error}"
-    q = queue("email", rt.redis)
+    q = queue("email", rt.redis, rt.keys)
     options: dict[str, Any] = {"job_id": job_id("confirm", digest(email), f"a{attempt + 1}")}
     delay = float(schedule[attempt + 1])
     if delay <= 0:

@@ -24,6 +24,7 @@ from rq import Retry
 
 from sorawatch import clock, metrics
 from sorawatch.events import Event, EventLog, job_id, queue
+from sorawatch.keys import Keys
 from sorawatch.projections import apply, ledger
 from sorawatch.settings import Settings
 
@@ -57,7 +58,7 @@ def enqueue_delivery(
 ) -> None:
     """Put a delivery batch on its queue (now, or after ``delay`` seconds via the RQ
     scheduler), with a timeout sized to the batch and RQ-level retries."""
-    q = queue(channel, redis)
+    q = queue(channel, redis, Keys(settings.redis.prefix))
     q.get_redis_server_version()  # cached on the client, never read inside a MULTI
     options: dict[str, Any] = {
         "job_id": jid,

@@ -51,6 +51,7 @@ MAINTENANCE_INTERVAL = 60
 # How often a worker's pubsub thread (RQ's command channel) wakes to see whether it
 # should stop. RQ says 60 s, and stopping a worker joins that thread: see QuickStop.
 PUBSUB_POLL = 1.0
+STOP_WAIT = 10  # seconds: the most a stop waits for that thread or the scheduler
 
 log = logging.getLogger("sorawatch.workers")
 
@@ -155,7 +156,7 @@ class QuickStop:
             # the thread may close it first, so a failure here is of no consequence.
             with contextlib.suppress(RedisError, OSError, AttributeError):
                 self.pubsub.unsubscribe()
-            thread.join(timeout=PUBSUB_POLL * 5)
+            thread.join(timeout=STOP_WAIT)
             with contextlib.suppress(RedisError, OSError):
                 self.pubsub.close()
         self.pubsub_thread = None
@@ -176,13 +177,35 @@ class BurstWorker(QuickStop, SimpleWorker):
 
 class Worker(QuickStop, RqWorker):
     """RQ's forking worker that, at start and at each maintenance, first hands the jobs
-    of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run."""
+    of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run,
+    and that always stops when asked.
+
+    RQ's own shutdown could hang: the pubsub thread (see QuickStop), and after a Redis
+    restart the scheduler's join could wait on a connection being retried. Here the
+    scheduler gets ``STOP_WAIT`` seconds, then is killed (it is daemon-like: nothing is
+    lost by not waiting for it).
+    """
 
     def clean_registries(self) -> None:
         found = expire_abandoned(self.connection, self.queues)
         if found:
             self.log.warning("re-running %d job(s) abandoned by dead workers", found)
         super().clean_registries()  # type: ignore[no-untyped-call]
+
+    def stop_scheduler(self) -> None:
+        process = self.scheduler._process if self.scheduler else None
+        if process is None or not process.pid:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(STOP_WAIT)
+        if process.is_alive():
+            self.log.warning(
+                "scheduler (pid %s) did not stop in %d s: killing it", process.pid, STOP_WAIT
+            )
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGKILL)
+            process.join(STOP_WAIT)
 
 
 def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] = QUEUES) -> int:
@@ -191,7 +214,7 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
     rt = runtime.configure(settings, redis)
     # One worker over every queue, in flow order: RQ drains them by priority and picks
     # up what the jobs enqueue on the way; a new round only when retries came due.
-    queues_ = [queue(name, rt.redis) for name in queues]
+    queues_ = [queue(name, rt.redis, rt.keys) for name in queues]
     busy = 0
     for _ in range(MAX_ROUNDS):
         worker = BurstWorker(queues_, connection=rt.redis, serializer=JSONSerializer)
@@ -205,8 +228,8 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
 def _serve(settings: Settings, names: list[str]) -> None:
     """Child process: one RQ worker on ``names``, with the scheduler, until stopped."""
     redis = connect(settings)
-    runtime.configure(settings, redis)
-    queues = [queue(n, redis) for n in names]
+    rt = runtime.configure(settings, redis)
+    queues = [queue(n, redis, rt.keys) for n in names]
     release_dead_scheduler_locks(redis, queues)  # before work() starts our scheduler
     worker = Worker(
         queues,

@@ -15,6 +15,7 @@ from sorawatch import clock
 from sorawatch.errors import SettingsError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
+from sorawatch.redact import redact_text, redact_url
 from sorawatch.settings import Settings, load_settings
 from sorawatch.store import connect
 
@@ -23,7 +24,7 @@ EXIT_REDIS = 3
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"sorawatch: {message}", err=True)
+    click.echo(f"sorawatch: {redact_text(message)}", err=True)
     sys.exit(code)
 
 
@@ -57,7 +58,7 @@ class Context:
         except SettingsError as exc:
             fail(str(exc), EXIT_SETTINGS)
         except RedisError as exc:
-            fail(f"cannot reach Redis at {settings.redis.url}: {exc}", EXIT_REDIS)
+            fail(f"cannot reach Redis at {redact_url(settings.redis.url or '')}: {exc}", EXIT_REDIS)
         return connect(settings)
 
     @cached_property

@@ -13,6 +13,7 @@ import click
 
 from sorawatch.cli.context import EXIT_SETTINGS, Context, fail, pass_context
 from sorawatch.errors import SettingsError
+from sorawatch.redact import redact_url
 
 log = logging.getLogger("sorawatch.watch")
 
@@ -87,7 +88,8 @@ def feeds_command(ctx: Context, as_json: bool) -> None:
     schedule = Schedule(ctx.redis, ctx.keys)
     rows = [schedule.health(feed) for feed in settings.feeds]
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
+        found = [{**r.to_dict(), "url": redact_url(r.url)} for r in rows]
+        click.echo(json.dumps(found, ensure_ascii=False, indent=2))
         return
     table = [("NAME", "URL", "LAST OK", "FAILURES", "NEXT DUE", "LAST ERROR")]
     for r in rows:
@@ -95,7 +97,7 @@ def feeds_command(ctx: Context, as_json: bool) -> None:
         table.append(
             (
                 _cut(r.name, 32),
-                _cut(r.url, 60),
+                _cut(redact_url(r.url), 60),
                 r.last_ok or "never",
                 str(r.failures),
                 r.next_due or "now",

@@ -26,18 +26,35 @@ from sorawatch.projections import subscribers, webhooks
 def subscribe_command(
     ctx: Context, email: str, lang: str, topics: str, kinds: str, early: bool, confirmed: bool
 ) -> None:
-    """Subscribe EMAIL to alerts (pending until confirmed, unless --confirmed)."""
+    """Subscribe EMAIL to alerts (pending until confirmed, unless --confirmed).
+
+    Without --confirmed, the confirmation mail is queued, as the web form does (at
+    most one per address a day: `web.confirm_interval`)."""
+    note = ""
     if early:
         kinds = f"{kinds},early"
     try:
         # Checked before Redis is touched: a bad value writes nothing.
         subscribers.normalize_email(email)
-        sub = subscribers.request(ctx.log, email, lang, topics, kinds, confirmed=confirmed)
+        if confirmed:
+            sub = subscribers.request(ctx.log, email, lang, topics, kinds, confirmed=True)
+        else:
+            web = ctx.settings.web
+            asked = subscribers.ask(
+                ctx.log, email, lang, topics, kinds,
+                pending_ttl=web.pending_ttl, confirm_interval=web.confirm_interval,
+            )  # fmt: skip
+            sub = asked.subscriber
+            if asked.mail:
+                subscribers.queue_confirmation(ctx.log, sub.email, web.pending_ttl)
+                note = "; confirmation mail queued"
+            elif sub.status == "pending":
+                note = "; a confirmation mail went to this mailbox within web.confirm_interval"
     except ValidationError as exc:
         fail(str(exc))
     click.echo(
         f"{sub.email}: {sub.status} (lang {sub.lang}; topics {','.join(sub.topics)}; "
-        f"kinds {','.join(sub.kinds)})"
+        f"kinds {','.join(sub.kinds)}{note})"
     )
 
 

@@ -22,6 +22,7 @@ import click
 
 from sorawatch.cli.context import EXIT_REDIS, Context, fail, pass_context
 from sorawatch.embedded import URL_FILE, EmbeddedRedis, EmbeddedRedisError
+from sorawatch.redact import redact_text
 from sorawatch.settings import Settings, default_feeds
 from sorawatch.supervisor import Backoff, ChildSpec, Supervisor
 
@@ -73,7 +74,7 @@ def banner(settings: Settings, redis_url: str, embedded: bool) -> str:
     shipped = settings.feeds == default_feeds()
     which = "the shipped default list" if shipped else (settings.source or "your settings")
     count = len(settings.feeds)
-    return "\n".join(
+    lines = "\n".join(
         [
             "sorawatch is running.",
             f"  Status page: {settings.web.public_url}/",
@@ -87,6 +88,8 @@ def banner(settings: Settings, redis_url: str, embedded: bool) -> str:
             "Press Ctrl-C to stop.",
         ]
     )
+    # A configured URL may carry the Redis password: never on the screen or in a log.
+    return redact_text(lines)
 
 
 @click.command("run")

@@ -4,11 +4,22 @@ Keys under ``keys.projection("subscribers")``: ``:s:<email>`` (the record as JSO
 ``:all`` and ``:status:<status>`` (sorted sets by email, for paging), and
 ``:want:<topic>:<kind>`` (confirmed subscribers who want that topic and kind, a
 sorted set paged by email so fan-out to 100,000 never holds them all in memory).
+
+A request from the subscribe form stays **outside the log until it is confirmed**:
+one key (``keys.pending``) that expires after ``web.pending_ttl`` (48 h). Anyone
+can type any address into the form, so an unconfirmed request is the word of a
+stranger: it must not grow the log for ever, and the log cannot forget (events
+are immutable; compacting it would mean rewriting the source of truth and every
+replay after). On confirmation, ``subscriber.requested`` and
+``subscriber.confirmed`` are appended together, carrying the request's original
+choices and time, so a replay still rebuilds every subscriber. Logs written
+before this kept pending requests as events; they replay as before.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,11 +43,14 @@ from sorawatch.projections._common import (
 )
 
 STATUSES = ("pending", "confirmed", "unsubscribed")
+CONFIRM_JOB = "workers.email.send_confirmation"
 
-# Deliberately simple: one @, a dotted domain, no spaces or control characters (SMTP
-# refuses those in every RCPT); the confirmation mail is the real test of an address.
-_EMAIL = re.compile(
-    r"^[^@\s<>,;\"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"
+# Deliberately simple: an ASCII local part (no spaces, controls or quoting: the mail
+# goes out without SMTPUTF8), one @, a dotted domain in its ASCII (IDNA) form; the
+# confirmation mail is the real test of an address.
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_DOMAIN = re.compile(
+    r"^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?\.(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$"
 )
 
 
@@ -49,6 +63,8 @@ class Subscriber:
     status: str
     requested_at: str
     confirmed_at: str | None = None
+    # Links (unsubscribe, preferences, confirm) signed before this are refused.
+    tokens_after: str | None = None
 
     def wants(self, topic: str, kind: str) -> bool:
         return self.status == "confirmed" and topic in self.topics and kind in self.kinds
@@ -66,15 +82,36 @@ class Subscriber:
             status=raw["status"],
             requested_at=raw["requested_at"],
             confirmed_at=raw.get("confirmed_at"),
+            tokens_after=raw.get("tokens_after"),
         )
 
 
 def normalize_email(email: str) -> str:
-    """The address trimmed and lower-cased; raises ValidationError when it is not one."""
-    value = (email or "").strip().lower()
-    if len(value) > 254 or not _EMAIL.match(value) or ".." in value:
-        raise ValidationError(f"email {email!r}: not a valid address")
+    """The address trimmed and lower-cased, its domain in ASCII (IDNA); raises
+    ValidationError when it is not one: a non-ASCII local part, a control, bidi or
+    other format character (U+202E, zero-width space) anywhere, a bad domain."""
+    raw = (email or "").strip()
+    bad = ValidationError(f"email {email!r}: not a valid address")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in raw):
+        raise bad
+    local, at, domain = raw.rpartition("@")
+    if not at or not _LOCAL.match(local) or ".." in local:
+        raise bad
+    try:
+        domain = domain.encode("idna").decode("ascii").lower()
+    except (UnicodeError, ValueError):
+        raise bad from None
+    value = f"{local.lower()}@{domain}"
+    if len(value) > 254 or ".." in domain or not _DOMAIN.match(domain):
+        raise bad
     return value
+
+
+def mailbox(email: str) -> str:
+    """The mailbox behind an address for the confirmation-mail limit: the local part
+    without its ``+tag`` (``Victim+1@x`` and ``victim@x`` are one inbox)."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 def _ns(keys: Keys) -> str:
@@ -85,8 +122,18 @@ def _ns(keys: Keys) -> str:
 
 
 def get(redis: Redis, keys: Keys, email: str) -> Subscriber | None:
-    """The subscriber with this address (any status), or None."""
-    raw = loads(redis.get(f"{_ns(keys)}:s:{(email or '').strip().lower()}"))
+    """The subscriber with this address (any status), or None.
+
+    A confirmed subscriber first; else an unconfirmed request that has not expired
+    (status ``pending``); else what the log says (unsubscribed, or an old pending)."""
+    address = (email or "").strip().lower()
+    rec, pend = redis.mget([f"{_ns(keys)}:s:{address}", keys.pending(address)])
+    raw = loads(rec)
+    if raw and raw.get("status") == "confirmed":
+        return Subscriber.from_dict(raw)
+    asked = loads(pend)
+    if asked:
+        return Subscriber.from_dict({**asked, "status": "pending"})
     return Subscriber.from_dict(raw) if raw else None
 
 
@@ -144,6 +191,85 @@ def matching(
 # -- writes -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a subscribe request did: the subscriber as it now stands, and whether a
+    confirmation mail is due (none went to this mailbox within ``confirm_interval``)."""
+
+    subscriber: Subscriber
+    mail: bool
+
+
+# One step, so two requests racing cannot both win the mail: a confirmed subscriber
+# is left as is; else the mailbox's mail mark is taken (SET NX) or the request is
+# dropped; with the mark, the request is kept until it expires.
+_ASK_LUA = """
+local rec = redis.call('GET', KEYS[1])
+if rec then
+  local ok, obj = pcall(cjson.decode, rec)
+  if ok and type(obj) == 'table' and obj['status'] == 'confirmed' then return 'confirmed' end
+end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) then return 'throttled' end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return 'mail'
+"""
+
+
+def ask(
+    log: EventLog,
+    email: str,
+    lang: str,
+    topics: Iterable[str] | str | None,
+    kinds: Iterable[str] | str | None = None,
+    *,
+    pending_ttl: int = 48 * 3600,
+    confirm_interval: int = 24 * 3600,
+) -> Asked:
+    """A stranger's request for alerts (the form, ``sorawatch subscribe``): kept as a
+    pending request outside the log for ``pending_ttl`` seconds, with a confirmation
+    mail due unless one went to the same mailbox (case and ``+tag`` folded) in the
+    last ``confirm_interval`` seconds. A confirmed subscriber is left as is (only its
+    owner changes it, through the preferences link). Raises ValidationError before
+    writing anything. Appends nothing: see the module docstring."""
+    address = normalize_email(email)
+    lang_ = choose_lang(lang)
+    topics_ = choose(topics, TOPICS, "topic")
+    kinds_ = choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind")
+    now = utcnow()
+    record = {
+        "email": address, "lang": lang_, "topics": list(topics_), "kinds": list(kinds_),
+        "status": "pending", "requested_at": now,
+    }  # fmt: skip
+    keys = log.keys
+    outcome = text(
+        log.redis.eval(
+            _ASK_LUA,
+            3,
+            f"{_ns(keys)}:s:{address}",
+            keys.pending(address),
+            keys.confirm_mail(mailbox(address)),
+            dumps(record),
+            max(int(pending_ttl), 1),
+            max(int(confirm_interval), 1),
+        )
+    )
+    if outcome == "confirmed":
+        found = get(log.redis, keys, address)
+        assert found is not None
+        return Asked(found, mail=False)
+    return Asked(get(log.redis, keys, address) or Subscriber.from_dict(record), outcome == "mail")
+
+
+def queue_confirmation(log: EventLog, email: str, ttl: int = 48 * 3600) -> None:
+    """Put the confirmation mail for ``email`` on this deployment's ``email`` queue
+    (the job, and its result, expire: nothing of it is left after ``ttl``)."""
+    from sorawatch.events import queue
+
+    queue("email", log.redis, log.keys).enqueue_call(
+        CONFIRM_JOB, args=(email,), result_ttl=min(3600, ttl), ttl=ttl, failure_ttl=ttl
+    )
+
+
 def request(
     log: EventLog,
     email: str,
@@ -152,60 +278,78 @@ def request(
     kinds: Iterable[str] | str | None = None,
     confirmed: bool = False,
 ) -> Subscriber:
-    """Ask for alerts: a pending subscriber (or confirmed, when ``confirmed``).
+    """Ask for alerts: a pending request (see :func:`ask`), or, when ``confirmed``
+    (the operator vouches for it), a confirmed subscriber at once.
 
-    A confirmed subscriber who asks again without ``confirmed`` is left as is (anyone
-    can type an address into the form; only its owner may change it, through the
-    preferences link). Raises ValidationError for a bad address, language, topic or
-    kind, before anything is written. Appends ``subscriber.requested``.
+    Raises ValidationError for a bad address, language, topic or kind, before
+    anything is written. Appends ``subscriber.requested`` when ``confirmed``.
     """
+    if not confirmed:
+        return ask(log, email, lang, topics, kinds).subscriber
     address = normalize_email(email)
     lang_ = choose_lang(lang)
     topics_ = choose(topics, TOPICS, "topic")
     kinds_ = choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind")
-    existing = get(log.redis, log.keys, address)
-    if existing is not None and existing.status == "confirmed" and not confirmed:
-        return existing
     now = utcnow()
     data = {
         "email": address, "lang": lang_, "topics": list(topics_), "kinds": list(kinds_),
-        "confirmed": bool(confirmed), "requested_at": now,
+        "confirmed": True, "requested_at": now,
     }  # fmt: skip
     # The timestamp is part of the identity: a re-subscribe is a new event.
     _write(log, Event.new("subscriber.requested", data, address, now, at=now))
+    log.redis.delete(log.keys.pending(address))
     found = get(log.redis, log.keys, address)
     assert found is not None
     return found
 
 
 def confirm(log: EventLog, email: str) -> Subscriber | None:
-    """Complete the double opt-in. None for an unknown or unsubscribed address.
+    """Complete the double opt-in. None for an unknown, expired or unsubscribed address.
 
-    Confirming twice is a no-op. Appends ``subscriber.confirmed``.
+    Confirming twice is a no-op. Appends ``subscriber.requested`` (the pending
+    request, with its own time) and ``subscriber.confirmed``, then forgets the request.
     """
     address = (email or "").strip().lower()
-    sub = get(log.redis, log.keys, address)
+    redis, keys = log.redis, log.keys
+    sub = get(redis, keys, address)
     if sub is None or sub.status == "unsubscribed":
         return None
     if sub.status == "confirmed":
         return sub
     now = utcnow()
-    event = Event.new(
-        "subscriber.confirmed", {"email": address, "confirmed_at": now}, address, sub.requested_at
-    )
-    _write(log, event)
-    return get(log.redis, log.keys, address)
+    at = sub.requested_at
+    if loads(redis.get(keys.pending(address))):
+        data = {
+            "email": address, "lang": sub.lang, "topics": list(sub.topics),
+            "kinds": list(sub.kinds), "confirmed": False, "requested_at": at,
+        }  # fmt: skip
+        asked = Event.new("subscriber.requested", data, address, at, at=at)
+        done = Event.new(
+            "subscriber.confirmed", {"email": address, "confirmed_at": now}, address, at
+        )
+        # Ids derive from the request: a second click (or a race) appends nothing.
+        log.append_many([(asked, ()), (done, ())])
+        apply(redis, keys, asked)
+        apply(redis, keys, done)
+        redis.delete(keys.pending(address))
+    else:  # a pending subscriber from a log written before requests were kept aside
+        _write(
+            log,
+            Event.new("subscriber.confirmed", {"email": address, "confirmed_at": now}, address, at),
+        )
+    return get(redis, keys, address)
 
 
 def unsubscribe(log: EventLog, email: str) -> bool:
-    """Stop all mail to the address; False when it was not subscribed.
-
-    Appends ``subscriber.unsubscribed``.
+    """Stop all mail to the address (and forget a pending request); False when it was
+    not subscribed. Appends ``subscriber.unsubscribed`` for a subscriber in the log.
     """
     address = (email or "").strip().lower()
-    sub = get(log.redis, log.keys, address)
+    forgot = bool(log.redis.delete(log.keys.pending(address)))
+    raw = loads(log.redis.get(f"{_ns(log.keys)}:s:{address}"))
+    sub = Subscriber.from_dict(raw) if raw else None
     if sub is None or sub.status == "unsubscribed":
-        return False
+        return forgot
     now = utcnow()
     event = Event.new(
         "subscriber.unsubscribed",
@@ -242,6 +386,22 @@ def update(
     now = utcnow()
     _write(log, Event.new("subscriber.updated", data, address, clock.real_iso(), at=now))
     return get(log.redis, log.keys, address)
+
+
+def revoke_tokens(log: EventLog, email: str) -> bool:
+    """Turn away every link (unsubscribe, preferences) signed for the address until
+    now, e.g. after one leaked; the next mail carries new ones. False for an address
+    not in the log. Appends ``subscriber.tokens_revoked``."""
+    address = (email or "").strip().lower()
+    raw = loads(log.redis.get(f"{_ns(log.keys)}:s:{address}"))
+    if not raw:
+        return False
+    now = utcnow()
+    event = Event.new(
+        "subscriber.tokens_revoked", {"email": address, "revoked_at": now}, address, now, at=now
+    )
+    _write(log, event)
+    return True
 
 
 def _write(log: EventLog, event: Event) -> None:
@@ -323,3 +483,11 @@ def _on_updated(redis: Redis, keys: Keys, event: Event) -> None:
 
 def _replace(sub: Subscriber, **changes: Any) -> Subscriber:
     return Subscriber.from_dict({**sub.to_dict(), **changes})
+
+
+@handles("subscriber.tokens_revoked")
+def _on_tokens_revoked(redis: Redis, keys: Keys, event: Event) -> None:
+    old = get(redis, keys, event.data["email"])
+    if old is None or old.status == "pending":
+        return
+    _store(redis, keys, old, _replace(old, tokens_after=event.data["revoked_at"]))

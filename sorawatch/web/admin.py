@@ -26,6 +26,7 @@ from sorawatch.web.models import (
     RetryOut,
     SubscriberOut,
     SubscriberPage,
+    TokensRevoked,
     Unsubscribed,
     WebhookCreated,
     WebhookIn,
@@ -40,7 +41,7 @@ router = APIRouter(
     prefix="/api",
     tags=["admin"],
     dependencies=[Depends(check_admin)],
-    responses=error_model_responses(401, 404, 405, 413, 422, 500),
+    responses=error_model_responses(401, 404, 405, 413, 422, 429, 500),
 )
 
 
@@ -137,7 +138,10 @@ def list_subscribers(
     offset: int = Query(default=0, ge=0, le=10_000_000),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Subscribers ordered by address, a page at a time, with the total."""
+    """Subscribers ordered by address, a page at a time, with the total.
+
+    Unconfirmed requests from the form are not listed: they stay outside the log
+    until confirmed and expire after 48 hours (look one up by its address)."""
     state = request.app.state
     items = subscribers.list_all(state.redis, state.keys, status, offset, limit)
     return {
@@ -169,6 +173,19 @@ def delete_subscriber(request: Request, email: str) -> dict[str, Any]:
         raise ApiError(404, f"no subscriber {email!r}")
     done = subscribers.unsubscribe(state.log, email)
     return {"email": email.strip().lower(), "unsubscribed": done}
+
+
+@router.post("/subscribers/{email}/revoke-tokens", response_model=TokensRevoked)
+def revoke_subscriber_tokens(request: Request, email: str) -> dict[str, Any]:
+    """Refuse every unsubscribe and preferences link signed for the address until now
+    (``subscriber.tokens_revoked``): for a link that leaked. Later mails carry new ones.
+
+    404 when the address is not in the log.
+    """
+    state = request.app.state
+    if not subscribers.revoke_tokens(state.log, email):
+        raise ApiError(404, f"no subscriber {email!r}")
+    return {"email": email.strip().lower(), "revoked": True}
 
 
 # -- feeds ------------------------------------------------------------------------

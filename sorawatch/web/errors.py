@@ -66,6 +66,13 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or _REASONS[422]
 
 
+def route_template(request: Request) -> str:
+    """The matched route's path template (``/preferences/{token}``), or ``(no route)``."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "(no route)"
+
+
 def install(app: FastAPI) -> None:
     """Install the exception handlers that give every error its ``{"error"}`` body."""
 
@@ -84,7 +91,8 @@ def install(app: FastAPI) -> None:
         return error_response(request, 422, _validation_message(exc))
 
     async def crashed(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # The route's template (/preferences/{token}), never the path: it holds tokens.
+        log.exception("unhandled error on %s %s", request.method, route_template(request))
         return error_response(request, 500, _REASONS[500])
 
     app.add_exception_handler(HTTPException, http_error)

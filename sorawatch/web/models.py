@@ -79,6 +79,14 @@ class SubscriberOut(BaseModel):
     status: Literal["pending", "confirmed", "unsubscribed"]
     requested_at: str | None = None
     confirmed_at: str | None = None
+    tokens_after: str | None = Field(
+        default=None, description="Links signed before this time are refused (revoked)."
+    )
+
+
+class TokensRevoked(BaseModel):
+    email: str
+    revoked: bool = Field(description="False when the address is not in the log.")
 
 
 class SubscriberPage(BaseModel):

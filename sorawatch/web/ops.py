@@ -31,6 +31,7 @@ from sorawatch import metrics
 from sorawatch.events import queue
 from sorawatch.keys import Keys
 from sorawatch.web.models import HealthOut
+from sorawatch.web.security import check_bearer
 
 router = APIRouter(tags=["operations"])
 
@@ -69,7 +70,13 @@ async def healthz(request: Request) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 def metrics_text(request: Request) -> Response:
-    """Every counter, histogram and live gauge, in Prometheus' text format 0.0.4."""
+    """Every counter, histogram and live gauge, in Prometheus' text format 0.0.4.
+
+    With ``web.metrics_token`` set, only for ``Authorization: Bearer <token>`` (401
+    otherwise; failed attempts count against the client like admin logins)."""
+    expected = request.app.state.settings.web.metrics_token
+    if expected:
+        check_bearer(request, expected, "metrics")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(request.app.state.redis, request.app.state.keys))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
@@ -139,7 +146,7 @@ class RedisCollector(Collector):
             _name("queue_jobs"), "RQ jobs by queue and state", labels=["queue", "state"]
         )
         for name in QUEUES:
-            q = queue(name, self.redis)
+            q = queue(name, self.redis, self.keys)
             depth.add_metric([name, "queued"], q.count)
             for state, registry in (
                 ("started", q.started_job_registry),

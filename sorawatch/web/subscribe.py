@@ -3,7 +3,8 @@ preferences, behind tokens signed for one purpose each.
 
 The answer to a subscribe request is the same whether or not the address is
 known, so the form cannot be used to find out who subscribes. Requests are
-rate-limited per client and per address (Redis counters that expire).
+rate-limited per client (its /64 for IPv6; a Redis counter that expires), and a
+mailbox gets at most one confirmation mail per ``web.confirm_interval``.
 """
 
 from __future__ import annotations
@@ -12,21 +13,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 
 from sorawatch.errors import ValidationError
-from sorawatch.events import queue
 from sorawatch.projections import subscribers
-from sorawatch.tokens import TokenError
+from sorawatch.tokens import TokenError, revoked
 from sorawatch.web.deps import tokens
 from sorawatch.web.pages import blank_form
 from sorawatch.web.ratelimit import RateLimited, hit
-from sorawatch.web.security import client_address
+from sorawatch.web.security import client_bucket
 from sorawatch.web.view import LANGS, page, page_lang, words
 
 router = APIRouter(include_in_schema=False)
 
-CONFIRM_JOB = "workers.email.send_confirmation"
 WINDOW = 3600
 
 
@@ -51,38 +51,69 @@ async def subscribe(request: Request) -> Response:
 
 def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
     state = request.app.state
-    limit = state.settings.web.subscribe_rate
+    web = state.settings.web
+    limit = web.subscribe_rate
     try:
-        hit(state.redis, state.keys, "subscribe-client", client_address(request), limit, WINDOW)
-        try:
-            email = subscribers.normalize_email(values["email"])
-        except ValidationError:
-            return _form_again(request, lang, values, "subscribe.bad_email")
-        hit(state.redis, state.keys, "subscribe-address", email, limit, WINDOW)
+        hit(state.redis, state.keys, "subscribe-client", client_bucket(request), limit, WINDOW)
     except RateLimited as exc:
         return _too_many(request, lang, exc)
     try:
-        sub = subscribers.request(
-            state.log, email, values["lang"], values["topics"], values["kinds"]
+        email = subscribers.normalize_email(values["email"])
+    except ValidationError:
+        return _form_again(request, lang, values, "subscribe.bad_email")
+    # No counter per address: a mailbox gets at most one confirmation mail per
+    # web.confirm_interval whatever happens (subscribers.ask), and a counter per
+    # made-up address would be one more key per request.
+    try:
+        asked = subscribers.ask(
+            state.log,
+            email,
+            values["lang"],
+            values["topics"],
+            values["kinds"],
+            pending_ttl=web.pending_ttl,
+            confirm_interval=web.confirm_interval,
         )
     except ValidationError:
         return _form_again(request, lang, values, "subscribe.bad_choice")
-    if sub.status == "pending":
-        # A confirmed address is left alone (its owner changes it via the preferences
-        # link); an unknown or pending one gets a confirmation mail.
-        queue("email", state.redis).enqueue(CONFIRM_JOB, email, result_ttl=3600)
-    return page(
+    response = page(
         request,
         "message.html",
         lang,
         title=words("subscribe.sent_title", lang),
         text=words("subscribe.sent_text", lang, email=email),
     )
+    if asked.mail:
+        # After the answer is sent: the answer takes as long whether or not a mail is
+        # due (a confirmed address, or one mailed in the last day, gets none), so its
+        # timing does not tell who subscribes.
+        response.background = BackgroundTask(
+            subscribers.queue_confirmation, state.log, email, web.pending_ttl
+        )
+    return response
 
 
 @router.get("/confirm/{token}", response_class=HTMLResponse)
-def confirm(request: Request, token: str) -> Response:
+def confirm_page(request: Request, token: str) -> Response:
+    """A page with the confirm button; a GET never confirms (mail scanners follow links)."""
+    holder = _holder(request, "confirm", token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
+    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
+    if sub is None or sub.status == "unsubscribed":
+        return _gone(request, lang)
+    return page(request, "confirm.html", lang, email=email, done=sub.status == "confirmed")
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse)
+async def confirm(request: Request, token: str) -> Response:
     """Complete the double opt-in (``subscriber.confirmed``) and say so."""
+    await request.form()
+    return await _run(request, lambda: _confirm(request, token))
+
+
+def _confirm(request: Request, token: str) -> Response:
     holder = _holder(request, "confirm", token)
     if isinstance(holder, Response):
         return holder
@@ -282,8 +313,11 @@ def _holder(request: Request, purpose: str, token: str) -> tuple[str, str] | Res
     """The address a ``purpose`` token was signed for and the page language for it, or
     the "bad link" page (in the browser's language) when the token does not verify."""
     try:
-        email = tokens(request.app).verify(purpose, token)
+        email, signed = tokens(request.app).verify_signed(purpose, token)
     except TokenError:
+        return _bad_link(request, page_lang(request))
+    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
+    if sub is not None and revoked(signed, sub.tokens_after):
         return _bad_link(request, page_lang(request))
     return email, _lang_for(request, email)
 

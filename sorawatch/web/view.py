@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 from babel.numbers import format_decimal
 from fastapi import Request
@@ -92,7 +93,14 @@ def page(
         other_lang=other,
         w=words,
         number=number,
-        path=request.url.path,
+        # Only a query string: a link with a path could lead off the site (a 404 for
+        # ``//evil.example/login`` would link to ``//evil.example/login?lang=ar``).
+        switch_query=urlencode(
+            [
+                *((k, v) for k, v in request.query_params.multi_items() if k != "lang"),
+                ("lang", other),
+            ]
+        ),
         **context,
     )
     response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))

@@ -14,6 +14,7 @@ from redis import Redis
 from rq import Worker as RqWorker
 
 from sorawatch.events import Event, EventLog, Job, queue
+from sorawatch.keys import Keys
 from sorawatch.projections import apply, ledger, subscribers, webhooks
 from tests.faults.procs import wait_for
 from tests.http_receiver import HttpReceiver
@@ -118,10 +119,12 @@ def note_orphans(world: World, smtp: SlowSmtp, rx: HttpReceiver) -> int:
     return sum(len(v) for v in world.orphans.values()) - before
 
 
-def idle(redis: Redis, names: tuple[str, ...] = ("changes", "email", "webhook")) -> bool:
-    """No job queued, running or scheduled on ``names``."""
+def idle(
+    redis: Redis, keys: Keys | None = None, names: tuple[str, ...] = ("changes", "email", "webhook")
+) -> bool:
+    """No job queued, running or scheduled on ``names`` (of the deployment ``keys``)."""
     for name in names:
-        q = queue(name, redis)
+        q = queue(name, redis, keys)
         if q.count or q.started_job_registry.get_job_count(cleanup=False):
             return False
         if q.scheduled_job_registry.get_job_count(cleanup=False):
@@ -150,11 +153,12 @@ def _parent(pid: int) -> int:
         return 0
 
 
-def busy_on(redis: Redis, parent_pid: int, queue_name: str) -> bool:
-    """True when the RQ worker on ``queue_name`` started by ``parent_pid`` (a
-    ``sorawatch work`` process) is running a job right now."""
+def busy_on(redis: Redis, parent_pid: int, queue_name: str, keys: Keys) -> bool:
+    """True when the RQ worker on ``queue_name`` (of the deployment ``keys``) started by
+    ``parent_pid`` (a ``sorawatch work`` process) is running a job right now."""
+    full = keys.queue(queue_name)
     for worker in RqWorker.all(connection=redis):
-        if worker.queue_names() == [queue_name] and _parent(int(worker.pid or 0)) == parent_pid:
+        if worker.queue_names() == [full] and _parent(int(worker.pid or 0)) == parent_pid:
             return worker.get_state() == "busy"
     return False
 

@@ -21,7 +21,7 @@ def write_config(path: Path, redis_url: str, prefix: str, data_dir: Path, extra:
     """A settings file for the processes under test (Redis comes from the environment)."""
     path.write_text(
         f'[redis]\nprefix = "{prefix}"\n\n'
-        '[web]\nbase_url = "https://watch.example.test"\nsecret = "fault-secret"\n\n'
+        '[web]\nbase_url = "https://watch.example.test"\nsecret = "fault-secret-fault-secret-fault-secret"\n\n'
         f'[data]\ndir = "{data_dir}"\n\n' + extra,
         encoding="utf-8",
     )
@@ -65,8 +65,10 @@ class Proc:
         self.popen.wait(10)
         self._log.close()
 
-    def stop(self, timeout: float = 20) -> int:
-        """SIGTERM (a warm shutdown), then SIGKILL what is left; returns the exit code."""
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM (a warm shutdown), then SIGKILL what is left after ``timeout`` seconds
+        (a bound: a process that stops returns at once); returns the exit code, -9 for
+        a process that had to be killed."""
         tree = descendants(self.popen.pid)
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
@@ -82,8 +84,9 @@ class Proc:
         return code
 
     def wait(self, timeout: float) -> int:
-        """Wait for the command to end by itself; returns its exit code."""
-        code = self.popen.wait(timeout)
+        """Wait for the command to end by itself (up to ``timeout * SLACK`` seconds);
+        returns its exit code."""
+        code = self.popen.wait(timeout * SLACK)
         self._log.close()
         return code
 
@@ -112,11 +115,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+# Bounds are against hanging, never budgets: each one is what the step takes on an idle
+# machine with room to spare, times this, because two cores shared with a second test
+# run make the same work several times slower (and a test must not fail for that).
+SLACK = 5
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
-    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds.
-    (A deadline against hanging, not a timing assertion.)"""
-    deadline = time.monotonic() + timeout
+    """Poll ``check`` until it is true; fail with ``what`` after ``timeout * SLACK``
+    seconds. (A deadline against hanging, not a timing assertion.)"""
+    bound = timeout * SLACK
+    deadline = time.monotonic() + bound
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {bound:.0f}s waiting for {what}")
         time.sleep(poll)

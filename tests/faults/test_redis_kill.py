@@ -162,7 +162,7 @@ def test_redis_sigkill_during_ingest_and_delivery(
             env={"SORAWATCH_REDIS_URL": url, "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=300,  # a bound against hanging; a replay takes a second
             check=False,
         )
         assert out.returncode == 0, out.stderr

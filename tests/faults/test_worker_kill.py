@@ -80,7 +80,7 @@ def test_sigkill_mid_fan_out_loses_nothing(
                 wait_for(
                     lambda t=threshold, pid=victim.pid: (
                         len(smtp.recipient_counts()) >= t  # type: ignore[misc]
-                        and busy_on(redis, pid, "email")
+                        and busy_on(redis, pid, "email", keys)
                     ),
                     60,
                     f"{threshold} recipients and a busy email worker",
@@ -102,7 +102,7 @@ def test_sigkill_mid_fan_out_loses_nothing(
                 "every recipient and endpoint",
                 poll=0.1,
             )
-            wait_for(lambda: idle(redis), 60, "the queues to drain", poll=0.1)
+            wait_for(lambda: idle(redis, keys), 60, "the queues to drain", poll=0.1)
         finally:
             for proc in procs:
                 proc.stop()

@@ -147,7 +147,7 @@ def test_a_50_mib_body_is_cut_at_the_cap_in_bounded_memory(
             config = tmp_path / f"{name}.toml"
             config.write_text(
                 f'[redis]\nurl = "{redis_url}"\nprefix = "{prefix}"\n\n'
-                f'[web]\nbase_url = "https://watch.example.test"\nsecret = "s"\n\n'
+                f'[web]\nbase_url = "https://watch.example.test"\nsecret = "s-for-hostile-feeds-s-for-hostile-feeds"\n\n'
                 f'[data]\ndir = "{tmp_path / "data"}"\n\n'
                 f'[[feeds]]\nurl = "{url}"\nname = "{name}"\n',
                 encoding="utf-8",

@@ -117,10 +117,12 @@ def test_every_admin_route_refuses_a_missing_or_wrong_token(
     assert len(routes) >= 12, routes
     body = {"url": "http://127.0.0.1:9/hook"}
     cases = 0
-    for method, path in routes:
+    for n, (method, path) in enumerate(routes):
+        # One client per route: failed logins are rate-limited per client (tested below).
+        peer = TestClient(app, client=(f"192.0.2.{n + 1}", 4000))
         for headers in [*WRONG_AUTH, {}]:
             url = path if headers else f"{path}?token={ADMIN_TOKEN}&access_token={ADMIN_TOKEN}"
-            answer = client.request(method, url, headers=headers, json=body)
+            answer = peer.request(method, url, headers=headers, json=body)
             assert answer.status_code == 401, (method, url, headers, answer.text)
             assert answer.headers["www-authenticate"] == "Bearer"
             assert answer.json() == {"error": "a valid admin bearer token is required"}
@@ -128,6 +130,40 @@ def test_every_admin_route_refuses_a_missing_or_wrong_token(
     assert log.count() == 0
     assert webhooks.count(log.redis, log.keys) == 0
     reliability.hostile_cases(ADMIN_CASES, cases)
+
+
+def test_failed_admin_logins_are_rate_limited_per_client(
+    app: FastAPI, reliability: Figures
+) -> None:
+    from sorawatch.web.security import AUTH_FAILURES
+
+    guesser = TestClient(app, client=("203.0.113.9", 4000))
+    codes = [
+        guesser.get("/api/webhooks", headers={"Authorization": f"Bearer guess{n}"}).status_code
+        for n in range(AUTH_FAILURES + 5)
+    ]
+    assert codes == [401] * AUTH_FAILURES + [429] * 5
+    # Locked out for the window, even with the right token; other clients are not.
+    right = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert guesser.get("/api/webhooks", headers=right).status_code == 429
+    assert 0 < int(guesser.get("/api/webhooks", headers=right).headers["retry-after"]) <= 3600
+    other = TestClient(app, client=("203.0.113.10", 4000))
+    assert other.get("/api/webhooks", headers=right).status_code == 200
+    reliability.hostile_cases(ADMIN_CASES, len(codes))
+
+
+def test_metrics_token_when_set(settings: Settings, redis: Redis) -> None:
+    token = "m" * 40
+    web = dataclasses.replace(settings.web, metrics_token=token)
+    app = create_app(dataclasses.replace(settings, web=web), redis)
+    with TestClient(app) as c:
+        assert c.get("/metrics").status_code == 401
+        assert c.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+        ok = c.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        assert "sorawatch_event_log_length" in ok.text
+    with TestClient(create_app(settings, redis)) as c:  # unset: open, as before
+        assert c.get("/metrics").status_code == 200
 
 
 def test_with_the_admin_api_off_every_route_is_404(

@@ -35,7 +35,7 @@ def test_append_twice_leaves_one_event_and_one_job(redis: Redis) -> None:
     q = queue("changes", redis)
     assert q.count == 1
     job = q.jobs[0]
-    assert job.id == job_id("changes", event.id)
+    assert job.id == "sw-" + job_id("changes", event.id)
     assert job.args == [event.id]
 
 

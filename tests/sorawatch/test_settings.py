@@ -152,3 +152,17 @@ def _re(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+@pytest.mark.parametrize("name", ["SECRET", "ADMIN_TOKEN", "METRICS_TOKEN"])
+def test_short_web_secrets_are_refused(name: str) -> None:
+    with pytest.raises(SettingsError, match=rf"web\.{name.lower()}: at least 32 characters, got 1"):
+        load_settings(env={f"SORAWATCH_WEB_{name}": "x"})
+    assert getattr(load_settings(env={f"SORAWATCH_WEB_{name}": "y" * 32}).web, name.lower())
+
+
+def test_trusted_proxies_must_be_addresses_or_cidrs() -> None:
+    ok = load_settings(env={"SORAWATCH_WEB_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32,127.0.0.1"})
+    assert ok.web.trusted_proxies == ["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"]
+    with pytest.raises(SettingsError, match=r"web\.trusted_proxies\[1\]: 'proxy\.lan'"):
+        load_settings(env={"SORAWATCH_WEB_TRUSTED_PROXIES": "10.0.0.0/8,proxy.lan"})

@@ -61,7 +61,7 @@ def test_first_poll_is_a_baseline_and_a_304_appends_nothing(
         assert isinstance(e.data["facts"], dict)
     assert "Kingdom Hearts" not in str([e.data["title"] for e in got])
     jobs = queue("changes", redis).jobs
-    assert sorted(j.id for j in jobs) == sorted(job_id("changes", e.id) for e in got)
+    assert sorted(j.id for j in jobs) == sorted("sw-" + job_id("changes", e.id) for e in got)
     assert {j.func_name for j in jobs} == {"workers.jobs.process_change"}
 
     second = poller.poll(f, force=True)

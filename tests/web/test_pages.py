@@ -44,12 +44,12 @@ def test_empty_status_page_in_both_languages(client: TestClient) -> None:
     assert en.status_code == 200
     assert html_attrs(en.text) == ("en", "ltr")
     assert "We have not seen reliable news about Sora" in en.text
-    assert 'href="/?lang=ar"' in en.text  # the switch
+    assert 'href="?lang=ar"' in en.text  # the switch
 
     ar = client.get("/?lang=ar")
     assert html_attrs(ar.text) == ("ar", "rtl")
     assert "لم نرصد بعد خبرًا موثوقًا عن حالة سورا" in ar.text
-    assert 'href="/?lang=en"' in ar.text
+    assert 'href="?lang=en"' in ar.text
     assert ar.headers["vary"] == "Accept-Language"
 
 
@@ -178,3 +178,13 @@ def test_reported_changes_and_ended_facts_are_shown_as_such(
     assert 'datetime="2026-03-24T22:30:00Z"' in ended
     ar = client.get("/?lang=ar").text
     assert "أخبار لم تتأكد بعد" in ar
+
+
+def test_404_language_switch_stays_on_the_site(client: TestClient) -> None:
+    for path in ("//evil.example/login", "///evil.example/x", "/%2F%2Fevil.example/login"):
+        page = client.get("http://testserver" + path + "?lang=en&x=1", headers=HTML)
+        assert page.status_code == 404
+        assert "evil.example/" not in page.text.split("<main")[0]
+        switch = re.search(r'<a class="switch" href="([^"]*)"', page.text)
+        assert switch is not None
+        assert switch.group(1) == "?x=1&amp;lang=ar"

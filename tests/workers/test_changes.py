@@ -297,8 +297,8 @@ from sorawatch.settings import load_settings
 from workers import runtime
 settings = load_settings()
 redis = Redis.from_url(sys.argv[1])
-runtime.configure(settings, redis)
-SimpleWorker(["changes"], connection=redis, serializer=JSONSerializer).work(burst=True)
+rt = runtime.configure(settings, redis)
+SimpleWorker([rt.keys.queue("changes")], connection=redis, serializer=JSONSerializer).work(burst=True)
 """
 
 

@@ -32,7 +32,7 @@ def write_config(path: Path, settings: Settings, smtp_port: int | None) -> Path:
     )
     path.write_text(
         f'[redis]\nurl = "{settings.redis.url}"\nprefix = "{settings.redis.prefix}"\n\n'
-        f'{smtp}[web]\nbase_url = "https://watch.example.test"\nsecret = "test-secret"\n\n'
+        f'{smtp}[web]\nbase_url = "https://watch.example.test"\nsecret = "test-secret-test-secret-test-secret"\n\n'
         f"[workers]\nretry_schedule = [0, 0, 0]\n\n"
         f'[data]\ndir = "{settings.data_dir}"\n\n'
         '[[feeds]]\nurl = "http://127.0.0.1:9/none.xml"\nname = "unused"\n',

@@ -111,7 +111,13 @@ class SmtpMailer:
             if refused is None:
                 return SendResult(recipient, False, error=str(exc))
             return _classify(recipient, refused.code, refused.message)
-        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPNotSupported) as exc:
+        except aiosmtplib.SMTPNotSupported as exc:
+            # This message needs what the server lacks (SMTPUTF8 for this address): a
+            # retry cannot help, and it says nothing about the other recipients.
+            await self._discard(client)
+            client = None
+            return SendResult(recipient, False, error=f"not supported: {exc}", permanent=True)
+        except aiosmtplib.SMTPAuthenticationError as exc:
             # A settings problem: retrying later may help once someone fixes it.
             await self._discard(client)
             client = None
