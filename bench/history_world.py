@@ -34,7 +34,7 @@ CORPUS = REPO / "bench" / "history"
 FEED_LENGTH = 20  # items a feed shows, newest first, like most real RSS feeds
 POLL_LAG = timedelta(minutes=5)  # a step polls this long after the items it reveals
 PREFIX = "hist"
-SECRET = "history-bench-secret"
+SECRET = "history-bench-secret-history-bench-secret"  # at least 32 characters
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"history-bench-webhook-secret!").decode()
 
 # Recipients: (label, address, lang, topics, kinds)
