@@ -130,9 +130,9 @@ class Counting:
         self.inner = inner
         self.calls = 0
 
-    def classify(self, title: str, summary: str, lang: str) -> Any:
+    def classify(self, title: str, summary: str, lang: str, first_party: bool = False) -> Any:
         self.calls += 1
-        return self.inner.classify(title, summary, lang)
+        return self.inner.classify(title, summary, lang, first_party)
 
 
 def test_unchanged_items_are_not_classified_again(
