@@ -71,7 +71,8 @@ def feed(items: list[tuple[str, str, str]]) -> bytes:
 
 def story(i: int) -> tuple[str, str, str]:
     """A distinct pricing change: a new Pro price each time, worded differently."""
-    words = " ".join(FILLER[(i * 7 + k) % len(FILLER)] + str(i) for k in range(3))
+    # Enough words of its own that no two changes read as one story (near-duplicate text).
+    words = " ".join(FILLER[(i * 7 + k) % len(FILLER)] + str(i) for k in range(12))
     price = 100 + i
     return (
         f"Sora Pro plan now costs ${price} a month ({words})",
