@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from redis import Redis
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
@@ -29,6 +28,7 @@ from tests.redis_server import free_port
 from tests.smtp_server import SmtpServer
 from tests.web.conftest import LiveServer, live_settings
 from tests.web.seed import seed
+from workers.worker import BurstWorker
 
 pytestmark = pytest.mark.browser
 
@@ -80,8 +80,9 @@ def site(settings: Settings, redis: Redis) -> Iterator[tuple[str, SmtpServer, Se
             runtime.reset()
 
 
-class ThreadWorker(SimpleWorker):
-    """A SimpleWorker for a side thread (signal handlers belong to the main thread)."""
+class ThreadWorker(BurstWorker):
+    """A burst worker for a side thread (signal handlers belong to the main thread) that
+    stops at once (RQ's own could wait a minute on its command thread)."""
 
     death_penalty_class = TimerDeathPenalty
 

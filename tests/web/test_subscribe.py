@@ -14,7 +14,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from redis import Redis
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from sorawatch.events import EventLog, queue
@@ -25,6 +24,7 @@ from sorawatch.web.app import create_app
 from tests import reliability as figures
 from tests.reliability import Figures
 from tests.smtp_server import SmtpServer
+from workers.worker import BurstWorker
 
 FORM = {"email": "Reader@Example.com", "lang": "ar", "topics": ["status", "pricing"],
         "kinds": ["change"]}  # fmt: skip
@@ -216,7 +216,7 @@ def test_confirmation_mail_arrives_and_its_link_confirms(
         try:
             response = client.post("/subscribe?lang=en", data={**FORM, "lang": "en"})
             assert response.status_code == 200
-            SimpleWorker([queue("email", redis)], connection=redis, serializer=JSONSerializer).work(
+            BurstWorker([queue("email", redis)], connection=redis, serializer=JSONSerializer).work(
                 burst=True
             )
         finally:

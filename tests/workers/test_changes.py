@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from sorawatch.events import EventLog, event_id, queue
@@ -20,6 +19,7 @@ from sorawatch.projections import alerts, state, stories
 from sorawatch.settings import Settings
 from tests.workers.items import RELEASED, item, post
 from workers import changes, runtime
+from workers.worker import BurstWorker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def work(redis: Redis) -> None:
     """Run the queued change jobs in this process, one at a time, setting fan-out jobs
     aside (fan-out is delivery's; we check it was enqueued, in ``fanned_out``)."""
     q = queue("changes", redis)
-    worker = SimpleWorker([q], connection=redis, serializer=JSONSerializer)
+    worker = BurstWorker([q], connection=redis, serializer=JSONSerializer)
     while True:
         for job in q.jobs:
             if job.func_name != "workers.jobs.process_change":
@@ -291,14 +291,14 @@ def test_shutdown_withdraws_plans_and_closes_the_timeline(log: EventLog, redis: 
 _WORKER = """
 import sys
 from redis import Redis
-from rq import SimpleWorker
+from workers.worker import BurstWorker
 from rq.serializers import JSONSerializer
 from sorawatch.settings import load_settings
 from workers import runtime
 settings = load_settings()
 redis = Redis.from_url(sys.argv[1])
 rt = runtime.configure(settings, redis)
-SimpleWorker([rt.keys.queue("changes")], connection=redis, serializer=JSONSerializer).work(burst=True)
+BurstWorker([rt.keys.queue("changes")], connection=redis, serializer=JSONSerializer).work(burst=True)
 """
 
 
