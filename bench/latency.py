@@ -142,7 +142,12 @@ def main() -> int:
                 missed = 0
                 for i in range(n):
                     items.append(story(i))
-                    (site / "wire.xml").write_bytes(feed(items))
+                    wire = site / "wire.xml"
+                    wire.write_bytes(feed(items))
+                    # Last-Modified has whole seconds: two changes in one second would
+                    # look unmodified to the conditional GET, so each gets its own second.
+                    stamp = time.time() + i + 1
+                    os.utime(wire, (stamp, stamp))
                     hooks_before = len(rx.arrivals())
                     mails_before = len(smtp.messages)
                     started = time.time()
