@@ -96,13 +96,10 @@ def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 def confirm_page(request: Request, token: str) -> Response:
     """A page with the confirm button; a GET never confirms (mail scanners follow links)."""
-    holder = _holder(request, "confirm", token)
-    if isinstance(holder, Response):
-        return holder
-    email, lang = holder
-    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
-    if sub is None or sub.status == "unsubscribed":
-        return _gone(request, lang)
+    found = _subscriber(request, "confirm", token)
+    if isinstance(found, Response):
+        return found
+    email, lang, sub = found
     return page(request, "confirm.html", lang, email=email, done=sub.status == "confirmed")
 
 
@@ -180,13 +177,10 @@ def _unsubscribe(request: Request, token: str) -> Response:
 @router.get("/preferences/{token}", response_class=HTMLResponse)
 def preferences_page(request: Request, token: str) -> Response:
     """The preferences form (language, topics, kinds) behind a preferences token."""
-    holder = _holder(request, "preferences", token)
-    if isinstance(holder, Response):
-        return holder
-    email, lang = holder
-    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
-    if sub is None or sub.status == "unsubscribed":
-        return _gone(request, lang)
+    found = _subscriber(request, "preferences", token)
+    if isinstance(found, Response):
+        return found
+    email, lang, sub = found
     form = {"lang": sub.lang, "topics": sub.topics, "kinds": sub.kinds}
     return _preferences(request, lang, email, form, saved=False)
 
@@ -320,6 +314,21 @@ def _holder(request: Request, purpose: str, token: str) -> tuple[str, str] | Res
     if sub is not None and revoked(signed, sub.tokens_after):
         return _bad_link(request, page_lang(request))
     return email, _lang_for(request, email)
+
+
+def _subscriber(
+    request: Request, purpose: str, token: str
+) -> tuple[str, str, subscribers.Subscriber] | Response:
+    """As `_holder`, with the subscriber the token speaks for; the "gone" page when
+    there is none any more (unknown, expired or unsubscribed)."""
+    holder = _holder(request, purpose, token)
+    if isinstance(holder, Response):
+        return holder
+    email, lang = holder
+    sub = subscribers.get(request.app.state.redis, request.app.state.keys, email)
+    if sub is None or sub.status == "unsubscribed":
+        return _gone(request, lang)
+    return email, lang, sub
 
 
 def _link(request: Request, purpose: str, email: str, lang: str) -> str:
