@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,19 @@ def choose(
     if not picked:
         raise ValidationError(f"{what}: choose at least one of {', '.join(allowed)}")
     return tuple(v for v in allowed if v in picked)
+
+
+def choose_request(
+    email: str,
+    lang: str,
+    topics: Iterable[str] | str | None,
+    kinds: Iterable[str] | str | None,
+    normalize: Callable[[str], str],
+) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """A subscription's address (``normalize``d), language, topics and kinds, checked
+    (ValidationError); early reports are opt-in, so no kinds means the default ones."""
+    kinds_ = choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind")
+    return normalize(email), choose_lang(lang), choose(topics, TOPICS, "topic"), kinds_
 
 
 def text(value: Any) -> str:

@@ -32,11 +32,11 @@ from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, handles
 from sorawatch.projections._common import (
-    DEFAULT_KINDS,
     KINDS,
     TOPICS,
     choose,
     choose_lang,
+    choose_request,
     dumps,
     loads,
     text,
@@ -231,7 +231,7 @@ def ask(
     last ``confirm_interval`` seconds. A confirmed subscriber is left as is (only its
     owner changes it, through the preferences link). Raises ValidationError before
     writing anything. Appends nothing: see the module docstring."""
-    address, lang_, topics_, kinds_ = _choices(email, lang, topics, kinds)
+    address, lang_, topics_, kinds_ = choose_request(email, lang, topics, kinds, normalize_email)
     now = utcnow()
     record = {
         "email": address, "lang": lang_, "topics": list(topics_), "kinds": list(kinds_),
@@ -255,22 +255,6 @@ def ask(
         assert found is not None
         return Asked(found, mail=False)
     return Asked(get(log.redis, keys, address) or Subscriber.from_dict(record), outcome == "mail")
-
-
-def _choices(
-    email: str,
-    lang: str,
-    topics: Iterable[str] | str | None,
-    kinds: Iterable[str] | str | None,
-) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
-    """A request's address, language, topics and kinds, checked (ValidationError);
-    early reports are opt-in, so no kinds means the default ones."""
-    return (
-        normalize_email(email),
-        choose_lang(lang),
-        choose(topics, TOPICS, "topic"),
-        choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind"),
-    )
 
 
 def queue_confirmation(log: EventLog, email: str, ttl: int = 48 * 3600) -> None:
@@ -299,7 +283,7 @@ def request(
     """
     if not confirmed:
         return ask(log, email, lang, topics, kinds).subscriber
-    address, lang_, topics_, kinds_ = _choices(email, lang, topics, kinds)
+    address, lang_, topics_, kinds_ = choose_request(email, lang, topics, kinds, normalize_email)
     now = utcnow()
     data = {
         "email": address, "lang": lang_, "topics": list(topics_), "kinds": list(kinds_),
