@@ -93,3 +93,26 @@ class Keys:
     def projection(self, name: str) -> str:
         """Namespace for one projection's keys; `replay` deletes and rebuilds it."""
         return f"{self.prefix}:p:{name}"
+
+    def digest_sent(self) -> str:
+        """Subscriber → the end (epoch seconds) of the last digest period done for them:
+        operational, so a replay, which rebuilds the schedule, sends no period twice."""
+        return f"{self.prefix}:digest:sent"
+
+    def digest_held(self, email: str) -> str:
+        """Alerts past an instant subscriber's daily cap (id → when held), waiting for
+        the digest at their hour."""
+        return f"{self.prefix}:digest:held:{email}"
+
+    def digest_held_due(self) -> str:
+        """Subscribers with held alerts → when their catch-up digest is due (epoch)."""
+        return f"{self.prefix}:digest:held-due"
+
+    def day_counts(self, day: str) -> str:
+        """Alerts mailed on one local ``day`` (``2026-12-04``), per instant subscriber
+        (a hash, email → count, for the daily cap); expires after two days."""
+        return f"{self.prefix}:digest:day:{day}"
+
+    def digest_tick(self) -> str:
+        """Held while one process enqueues the digests due (workers on many hosts)."""
+        return f"{self.prefix}:digest:tick"

@@ -16,10 +16,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_datetime
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
@@ -125,6 +126,28 @@ def format_date(value: datetime | str | None, lang: str, fmt: str = "medium") ->
     locale = lang if lang in LANGS else "en"
     pattern = _DATE_FORMATS[locale].get(fmt, fmt)
     return str(format_datetime(dt, pattern, tzinfo=UTC, locale=locale))
+
+
+def format_day(value: datetime, tz: str, lang: str) -> str:
+    """The calendar day of ``value`` in time zone ``tz`` ("4 December 2026", "4 ديسمبر 2026")."""
+    locale = lang if lang in LANGS else "en"
+    return str(
+        format_datetime(value, _DATE_FORMATS[locale]["date"], tzinfo=ZoneInfo(tz), locale=locale)
+    )
+
+
+def format_count(key: str, n: int, lang: str) -> str:
+    """``n`` of something, in the plural form the language asks for: the ``key`` of
+    i18n.toml holds one text per CLDR plural category (Arabic: zero, one, two, few,
+    many, other), falling back to ``other``."""
+    locale = lang if lang in LANGS else "en"
+    forms = _phrases()
+    for part in key.split("."):
+        forms = forms[part]
+    texts = forms[locale]
+    category = Locale.parse(locale).plural_form(n)
+    text = texts.get(category) or texts["other"]
+    return str(text).format(n=format_decimal(n, locale=locale))
 
 
 def format_money(amount: Any, currency: str | None, lang: str) -> str:
@@ -312,6 +335,7 @@ def environment() -> Environment:
         languages=languages,
         headline=headline,
         summary=summary,
+        count_of=format_count,
         LANGS=LANGS,
     )
     return env

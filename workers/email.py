@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 from sorawatch import clock, metrics, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, job_id, queue
-from sorawatch.keys import digest
+from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, ledger, subscribers
 from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens, signing_secret
+from workers import digest as digests
 from workers import mail, runtime
 from workers.mail.base import Mailer, RawMessage, SendResult
 from workers.mail.template import MailTemplate
@@ -155,19 +156,40 @@ async def send_batch(
     templates: dict[str, MailTemplate] = {}
     jobs: list[tuple[str, EmailMessage | RawMessage]] = []
     todo = [e for e in emails if e not in done]
-    for email, sub in subscribers.get_many(redis, keys, todo).items():
-        if sub is None or sub.status != "confirmed":
-            continue  # unsubscribed since the fan-out: send nothing, record nothing
+    # Unsubscribed since the fan-out, or switched to a digest: send nothing, record nothing.
+    found = subscribers.get_many(redis, keys, todo).items()
+    now = [
+        s for _, s in found if s is not None and s.status == "confirmed" and s.cadence == "instant"
+    ]
+    held = digests.hold_over_cap(redis, keys, alert_id, now)  # told in their next digest
+    for sub in now:
+        if sub.email in held:
+            continue
         if sub.lang not in templates:
             templates[sub.lang] = _template(settings, render_alert(alert, sub.lang, public_url))
-        jobs.append((email, _message(settings, templates[sub.lang], tokens, alert_id, email)))
+        message = _message(settings, templates[sub.lang], tokens, alert_id, sub.email)
+        jobs.append((sub.email, message))
+    outcomes += await send_all(settings, mailer, keys, alert_id, jobs)
+    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
 
-    marks = SentMarks(store.connect_async(settings), keys, alert_id, "email")
-    # smtp.concurrency lanes, each sending one message after another on its own
-    # connection (no task or semaphore hand-off per message). A lane sends its next
-    # message while the previous one's mark is written, and waits for that mark before
-    # a third: sent-but-unmarked (what a SIGKILL would send twice) stays at most two
-    # messages per lane.
+
+async def send_all(
+    settings: Settings,
+    mailer: Mailer,
+    keys: Keys,
+    delivery_id: str,
+    jobs: Sequence[tuple[str, EmailMessage | RawMessage]],
+    sent: Callable[[str], None] | None = None,
+) -> list[Outcome]:
+    """Send ``(recipient, message)`` jobs, marking each accepted one sent at once
+    (and calling ``sent`` with it); closes the mailer. Returns the outcomes.
+
+    ``smtp.concurrency`` lanes, each sending one message after another on its own
+    connection (no task or semaphore hand-off per message). A lane sends its next
+    message while the previous one's mark is written, and waits for that mark before
+    a third: sent-but-unmarked (what a SIGKILL would send twice) stays at most two
+    messages per lane."""
+    marks = SentMarks(store.connect_async(settings), keys, delivery_id, "email")
     waiting = list(reversed(jobs))
 
     async def lane() -> list[Outcome]:
@@ -179,21 +201,24 @@ async def send_batch(
             if marking is not None:
                 await marking
             marking = marks.add(email) if result.ok else None
+            if result.ok and sent is not None:
+                sent(email)
             done.append(_outcome(result))
         if marking is not None:
             await marking
         return done
 
+    outcomes: list[Outcome] = []
     try:
         lanes = min(settings.smtp.concurrency, len(jobs))
-        for sent in await asyncio.gather(*(lane() for _ in range(lanes))):
-            outcomes += sent
+        for told in await asyncio.gather(*(lane() for _ in range(lanes))):
+            outcomes += told
     finally:
         try:
             await mailer.close()
         finally:
             await marks.client.aclose()
-    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
+    return outcomes
 
 
 def _template(settings: Settings, page: Rendered) -> MailTemplate:
@@ -246,9 +271,71 @@ def _mailer(rt: runtime.Runtime) -> Mailer:
 def deliver_email(
     alert_id: str, emails: list[str], attempt: int = 0, tag: str = ""
 ) -> dict[str, int]:
-    """RQ job (queue ``email``): send ``alert_id`` to ``emails``; see ``send_batch``."""
+    """RQ job (queue ``email``): send ``alert_id`` (an alert, or a digest: see
+    ``workers.digest``) to ``emails``; see ``send_batch`` and ``send_digests``."""
     rt = runtime.current()
-    return asyncio.run(send_batch(rt.log, rt.settings, _mailer(rt), alert_id, emails, attempt, tag))
+    send = send_digests if digests.is_digest(alert_id) else send_batch
+    return asyncio.run(send(rt.log, rt.settings, _mailer(rt), alert_id, emails, attempt, tag))
+
+
+async def send_digests(
+    log: EventLog,
+    settings: Settings,
+    mailer: Mailer,
+    digest_id: str,
+    emails: Sequence[str],
+    attempt: int = 0,
+    tag: str = "",
+) -> dict[str, int]:
+    """Send the digests ending at ``digest_id``'s boundary to a batch of subscribers
+    (each their own: their period, topics, language); returns counts like
+    ``send_batch``. A subscriber with nothing to tell gets nothing, and their period
+    is done. Raises ValueError for an id that is not a digest's."""
+    redis, keys = log.redis, log.keys
+    end = digests.end_of(digest_id)
+    batch = Batch(digest_id, "email", attempt, "workers.email.deliver_email", tag)
+    emails = list(dict.fromkeys(emails))
+    done = ledger.already_sent(redis, keys, digest_id, "email", emails)
+    recovered = [e for e in done if ledger.record(redis, keys, digest_id, "email", e) is None]
+    outcomes = [Outcome(email, True, extra={"recovered": True}) for email in recovered]
+    for sub in subscribers.get_many(redis, keys, recovered).values():
+        if sub is not None:  # sent by a run that died before it could say so
+            digests.done(redis, keys, digests.gather(redis, keys, sub, end))
+    tokens = Tokens(signing_secret(settings, redis, keys))
+    public_url = settings.web.public_url
+    jobs: list[tuple[str, EmailMessage | RawMessage]] = []
+    told: dict[str, digests.Contents] = {}
+    todo = [e for e in emails if e not in done]
+    for email, sub in subscribers.get_many(redis, keys, todo).items():
+        if sub is None or sub.status != "confirmed":
+            continue
+        contents = digests.gather(redis, keys, sub, end)
+        if not contents.alerts:
+            digests.done(redis, keys, contents)
+            continue
+        told[email] = contents
+        langs = render.languages(sub.lang)
+        subject = digests.subject(contents, langs)
+        page = {
+            **digests.context(contents, langs, public_url),
+            "subject": subject,
+            "unsubscribe_url": unsubscribe_url(public_url, TOKEN_PLACEHOLDER),
+        }
+        template = _template(
+            settings,
+            Rendered(
+                subject=subject,
+                text=render.render("email/digest.txt.j2", **page),
+                html=render.render("email/digest.html.j2", **page),
+            ),
+        )
+        jobs.append((email, _message(settings, template, tokens, digest_id, email)))
+
+    def sent(email: str) -> None:
+        digests.done(redis, keys, told[email])
+
+    outcomes += await send_all(settings, mailer, keys, digest_id, jobs, sent)
+    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
 
 
 # -- confirmation mail -----------------------------------------------------------------

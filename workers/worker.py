@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import signal
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -41,6 +41,7 @@ from rq.serializers import JSONSerializer
 from sorawatch.events import queue
 from sorawatch.settings import Settings
 from sorawatch.store import connect
+from workers import digest as digests
 from workers import runtime, waits
 
 QUEUES = ("changes", "email", "webhook")
@@ -52,6 +53,7 @@ MAINTENANCE_INTERVAL = 60
 # should stop. RQ says 60 s, and stopping a worker joins that thread: see QuickStop.
 PUBSUB_POLL = 1.0
 STOP_WAIT = 10  # seconds: the most a stop waits for that thread or the scheduler
+DIGEST_TICK = 30.0  # seconds between two looks for digests due (see workers.digest)
 
 log = logging.getLogger("sorawatch.workers")
 
@@ -212,6 +214,8 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
     """Run every job due now on ``queues`` (scheduled retries included) and return
     how many rounds did work. Configures the runtime for this process."""
     rt = runtime.configure(settings, redis)
+    if "email" in queues:
+        digests.tick(rt.log, settings)
     # One worker over every queue, in flow order: RQ drains them by priority and picks
     # up what the jobs enqueue on the way; a new round only when retries came due.
     queues_ = [queue(name, rt.redis, rt.keys) for name in queues]
@@ -240,6 +244,21 @@ def _serve(settings: Settings, names: list[str]) -> None:
     worker.work(with_scheduler=True, logging_level=settings.log.level)
 
 
+def _digest_tick(settings: Settings) -> Callable[[], None]:
+    """The parent's look for digests due (the children are busy with jobs); a Redis
+    outage is logged and the next look tries again."""
+    redis = connect(settings)
+    rt = runtime.configure(settings, redis)
+
+    def tick() -> None:
+        try:
+            digests.tick(rt.log, settings)
+        except RedisError as exc:
+            log.warning("digests: could not look for digests due: %s", exc)
+
+    return tick
+
+
 def serve(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     """Run one worker process per queue until SIGTERM/SIGINT; returns an exit code
     (0 when every child stopped cleanly)."""
@@ -260,8 +279,12 @@ def serve(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for child in children:
-            child.join()
+        tick = _digest_tick(settings) if "email" in queues else None
+        while any(c.is_alive() for c in children):
+            if tick is not None:
+                tick()
+            for child in children:
+                child.join(DIGEST_TICK / len(children))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,12 +1,16 @@
-"""`sorawatch work` (the RQ workers) and `sorawatch deadletters` (abandoned deliveries)."""
+"""`sorawatch work` (the RQ workers), `digest` (digests due) and `deadletters` (abandoned deliveries)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 
 import click
 
+from sorawatch import clock
 from sorawatch.cli.context import Context, fail, pass_context
+from sorawatch.events import EventLog
 from sorawatch.projections import ledger
 
 QUEUES = ("changes", "email", "webhook")
@@ -49,6 +53,40 @@ def work_command(ctx: Context, burst: bool, queues: str) -> None:
         click.echo(f"burst done ({rounds} busy round{'s' if rounds != 1 else ''})", err=True)
         return
     raise SystemExit(worker.serve(settings, names))
+
+
+@click.command("digest")
+@click.option(
+    "--now",
+    "at",
+    default=None,
+    metavar="ISO",
+    help="Act as if it were this instant (ISO 8601; no offset means UTC).",
+)
+@click.option(
+    "--enqueue-only", is_flag=True, help="Queue the digests due; a running `work` sends them."
+)
+@pass_context
+def digest_command(ctx: Context, at: str | None, enqueue_only: bool) -> None:
+    """Send every digest due now: daily and weekly digests, and the catch-up of the
+    alerts held past an instant subscriber's daily cap. The workers do this by
+    themselves on schedule; this is for operators and tests."""
+    from workers import digest, worker
+
+    settings = ctx.settings
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--now {at!r}: not an ISO 8601 instant (e.g. 2026-12-04T08:00:00Z)", 2)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        settings = dataclasses.replace(settings, now=when)
+        clock.use(when)
+    redis = ctx.redis
+    due = digest.tick(EventLog(redis, ctx.keys), settings)
+    click.echo(f"digests due: {due['subscribers']} subscriber(s) in {due['batches']} batch(es)")
+    if not enqueue_only:
+        worker.burst(settings, redis, ("email",))
 
 
 @click.command("deadletters")
@@ -97,4 +135,4 @@ def deadletters_command(
         )
 
 
-COMMANDS = [work_command, deadletters_command]
+COMMANDS = [work_command, digest_command, deadletters_command]

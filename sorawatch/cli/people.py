@@ -6,6 +6,7 @@ import json
 
 import click
 
+from sorawatch import schedule
 from sorawatch.cli.context import Context, fail, pass_context
 from sorawatch.errors import ValidationError
 from sorawatch.projections import subscribers, webhooks
@@ -22,9 +23,31 @@ from sorawatch.projections import subscribers, webhooks
     help="Also mail a story's first report before a second source confirms it.",
 )
 @click.option("--confirmed", is_flag=True, help="Skip the double opt-in (you vouch for it).")
+@click.option(
+    "--cadence",
+    default=None,
+    help="instant (default: each alert as it comes), daily or weekly (one digest).",
+)
+@click.option("--tz", default=None, help="IANA time zone of the digest hour (default UTC).")
+@click.option("--hour", default=None, help="Hour of the digest, 0-23 (default 8; weekly: Mondays).")
+@click.option(
+    "--max-per-day",
+    default=None,
+    help="Instant: at most N alerts a day, the rest in the next digest (default 10; 0: no cap).",
+)
 @pass_context
 def subscribe_command(
-    ctx: Context, email: str, lang: str, topics: str, kinds: str, early: bool, confirmed: bool
+    ctx: Context,
+    email: str,
+    lang: str,
+    topics: str,
+    kinds: str,
+    early: bool,
+    confirmed: bool,
+    cadence: str | None,
+    tz: str | None,
+    hour: str | None,
+    max_per_day: str | None,
 ) -> None:
     """Subscribe EMAIL to alerts (pending until confirmed, unless --confirmed).
 
@@ -36,12 +59,15 @@ def subscribe_command(
     try:
         # Checked before Redis is touched: a bad value writes nothing.
         subscribers.normalize_email(email)
+        timing = schedule.choose(cadence, tz, hour, max_per_day)
         if confirmed:
-            sub = subscribers.request(ctx.log, email, lang, topics, kinds, confirmed=True)
+            sub = subscribers.request(
+                ctx.log, email, lang, topics, kinds, confirmed=True, timing=timing
+            )
         else:
             web = ctx.settings.web
             asked = subscribers.ask(
-                ctx.log, email, lang, topics, kinds,
+                ctx.log, email, lang, topics, kinds, timing=timing,
                 pending_ttl=web.pending_ttl, confirm_interval=web.confirm_interval,
             )  # fmt: skip
             sub = asked.subscriber
@@ -54,8 +80,16 @@ def subscribe_command(
         fail(str(exc))
     click.echo(
         f"{sub.email}: {sub.status} (lang {sub.lang}; topics {','.join(sub.topics)}; "
-        f"kinds {','.join(sub.kinds)}{note})"
+        f"kinds {','.join(sub.kinds)}; {_cadence(sub)}{note})"
     )
+
+
+def _cadence(sub: subscribers.Subscriber) -> str:
+    if sub.cadence == "instant":
+        cap = f"at most {sub.max_per_day} a day" if sub.max_per_day else "no daily cap"
+        return f"instant, {cap}, catch-up at {sub.hour:02d}:00 {sub.tz}"
+    day = " on Mondays" if sub.cadence == "weekly" else ""
+    return f"{sub.cadence} digest at {sub.hour:02d}:00 {sub.tz}{day}"
 
 
 @click.command("unsubscribe")

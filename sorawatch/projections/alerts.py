@@ -60,6 +60,20 @@ def recent(
     return [loads(r) for r in rows if r is not None]
 
 
+def raised_between(redis: Redis, keys: Keys, after: float, until: float) -> list[str]:
+    """Ids of the alerts raised after ``after`` and at or before ``until`` (epoch
+    seconds), oldest first."""
+    return [text(i) for i in redis.zrangebyscore(f"{_ns(keys)}:recent", f"({after}", until)]
+
+
+def get_many(redis: Redis, keys: Keys, alert_ids: list[str]) -> list[dict[str, Any]]:
+    """The alert records of ``alert_ids`` that exist, in that order."""
+    if not alert_ids:
+        return []
+    rows = redis.mget([f"{_ns(keys)}:a:{i}" for i in alert_ids])
+    return [r for r in (loads(row) for row in rows) if isinstance(r, dict)]
+
+
 def count(redis: Redis, keys: Keys, topic: str | None = None) -> int:
     """How many alerts were raised (of one topic, when given)."""
     index = f"{_ns(keys)}:topic:{topic}" if topic else f"{_ns(keys)}:recent"

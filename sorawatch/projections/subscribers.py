@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 
-from sorawatch import clock
+from sorawatch import clock, schedule
 from sorawatch.errors import ValidationError
 from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
@@ -38,11 +39,13 @@ from sorawatch.projections._common import (
     choose_lang,
     choose_request,
     dumps,
+    epoch,
     loads,
     text,
 )
 
 STATUSES = ("pending", "confirmed", "unsubscribed")
+_SCHEDULE = ("cadence", "tz", "hour", "max_per_day", "cadence_since")
 CONFIRM_JOB = "workers.email.send_confirmation"
 
 # Deliberately simple: an ASCII local part (no spaces, controls or quoting: the mail
@@ -65,9 +68,25 @@ class Subscriber:
     confirmed_at: str | None = None
     # Links (unsubscribe, preferences, confirm) signed before this are refused.
     tokens_after: str | None = None
+    cadence: str = "instant"
+    tz: str = schedule.DEFAULT_TZ
+    hour: int = schedule.DEFAULT_HOUR
+    max_per_day: int = schedule.DEFAULT_MAX_PER_DAY
+    # Since when the cadence holds: a digest never repeats what went out at once before.
+    cadence_since: str | None = None
 
     def wants(self, topic: str, kind: str) -> bool:
+        """Whether this subscriber hears of such an alert at all (now or in a digest)."""
         return self.status == "confirmed" and topic in self.topics and kind in self.kinds
+
+    def wants_now(self, topic: str, kind: str) -> bool:
+        """Whether fan-out mails such an alert to this subscriber at once."""
+        return self.cadence == "instant" and self.wants(topic, kind)
+
+    @property
+    def timing(self) -> schedule.Schedule:
+        """When this subscriber hears: cadence, time zone, hour, daily cap."""
+        return schedule.of(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +102,7 @@ class Subscriber:
             requested_at=raw["requested_at"],
             confirmed_at=raw.get("confirmed_at"),
             tokens_after=raw.get("tokens_after"),
+            **{k: raw[k] for k in _SCHEDULE if k in raw},
         )
 
 
@@ -116,6 +136,12 @@ def mailbox(email: str) -> str:
 
 def _ns(keys: Keys) -> str:
     return keys.projection("subscribers")
+
+
+def digest_key(keys: Keys) -> str:
+    """Digest subscribers (confirmed, daily or weekly) → when their next digest is due
+    (epoch seconds); the digest tick moves each on as it enqueues their digest."""
+    return f"{_ns(keys)}:digest"
 
 
 # -- reads ------------------------------------------------------------------------
@@ -222,6 +248,7 @@ def ask(
     topics: Iterable[str] | str | None,
     kinds: Iterable[str] | str | None = None,
     *,
+    timing: Mapping[str, Any] | None = None,
     pending_ttl: int = 48 * 3600,
     confirm_interval: int = 24 * 3600,
 ) -> Asked:
@@ -230,12 +257,13 @@ def ask(
     mail due unless one went to the same mailbox (case and ``+tag`` folded) in the
     last ``confirm_interval`` seconds. A confirmed subscriber is left as is (only its
     owner changes it, through the preferences link). Raises ValidationError before
-    writing anything. Appends nothing: see the module docstring."""
+    writing anything. Appends nothing: see the module docstring. ``timing``: the
+    checked choices of :func:`sorawatch.schedule.choose` (cadence, tz, hour, cap)."""
     address, lang_, topics_, kinds_ = choose_request(email, lang, topics, kinds, normalize_email)
     now = utcnow()
     record = {
         "email": address, "lang": lang_, "topics": list(topics_), "kinds": list(kinds_),
-        "status": "pending", "requested_at": now,
+        "status": "pending", "requested_at": now, **(timing or {}),
     }  # fmt: skip
     keys = log.keys
     outcome = text(
@@ -274,6 +302,7 @@ def request(
     topics: Iterable[str] | str | None,
     kinds: Iterable[str] | str | None = None,
     confirmed: bool = False,
+    timing: Mapping[str, Any] | None = None,
 ) -> Subscriber:
     """Ask for alerts: a pending request (see :func:`ask`), or, when ``confirmed``
     (the operator vouches for it), a confirmed subscriber at once.
@@ -282,12 +311,12 @@ def request(
     anything is written. Appends ``subscriber.requested`` when ``confirmed``.
     """
     if not confirmed:
-        return ask(log, email, lang, topics, kinds).subscriber
+        return ask(log, email, lang, topics, kinds, timing=timing).subscriber
     address, lang_, topics_, kinds_ = choose_request(email, lang, topics, kinds, normalize_email)
     now = utcnow()
     data = {
         "email": address, "lang": lang_, "topics": list(topics_), "kinds": list(kinds_),
-        "confirmed": True, "requested_at": now,
+        "confirmed": True, "requested_at": now, **(timing or {}),
     }  # fmt: skip
     # The timestamp is part of the identity: a re-subscribe is a new event.
     _write(log, Event.new("subscriber.requested", data, address, now, at=now))
@@ -316,6 +345,7 @@ def confirm(log: EventLog, email: str) -> Subscriber | None:
         data = {
             "email": address, "lang": sub.lang, "topics": list(sub.topics),
             "kinds": list(sub.kinds), "confirmed": False, "requested_at": at,
+            **{k: v for k, v in sub.to_dict().items() if k in _SCHEDULE[:-1]},
         }  # fmt: skip
         asked = Event.new("subscriber.requested", data, address, at, at=at)
         done = Event.new(
@@ -361,13 +391,15 @@ def update(
     lang: str | None = None,
     topics: Iterable[str] | str | None = None,
     kinds: Iterable[str] | str | None = None,
+    timing: Mapping[str, Any] | None = None,
 ) -> Subscriber | None:
-    """Change a subscriber's preferences; None for an unknown or unsubscribed address.
+    """Change a subscriber's preferences (``timing``: see :func:`ask`); None for an
+    unknown or unsubscribed address.
 
     Raises ValidationError before writing anything. Appends ``subscriber.updated``.
     """
     address = (email or "").strip().lower()
-    data: dict[str, Any] = {"email": address}
+    data: dict[str, Any] = {"email": address, **(timing or {})}
     if lang is not None:
         data["lang"] = choose_lang(lang)
     if topics is not None:
@@ -418,10 +450,16 @@ def _store(redis: Redis, keys: Keys, old: Subscriber | None, new: Subscriber) ->
         for topic in TOPICS:
             for kind in KINDS:
                 want = f"{ns}:want:{topic}:{kind}"
-                if new.wants(topic, kind):
+                if new.wants_now(topic, kind):
                     pipe.zadd(want, {new.email: 0})
-                elif old is None or old.wants(topic, kind):
+                elif old is None or old.wants_now(topic, kind):
                     pipe.zrem(want, new.email)
+        since = new.cadence_since or new.confirmed_at
+        if new.status == "confirmed" and new.timing.digest and since:
+            first = new.timing.next(datetime.fromtimestamp(epoch(since), UTC))
+            pipe.zadd(digest_key(keys), {new.email: first.timestamp()})
+        else:
+            pipe.zrem(digest_key(keys), new.email)
         pipe.execute()
 
 
@@ -438,6 +476,7 @@ def _on_requested(redis: Redis, keys: Keys, event: Event) -> None:
         status="confirmed" if confirmed else "pending",
         requested_at=d.get("requested_at") or event.at,
         confirmed_at=(d.get("requested_at") or event.at) if confirmed else None,
+        **{k: d[k] for k in _SCHEDULE[:-1] if k in d},
     )
     _store(redis, keys, old, new)
 
@@ -472,6 +511,9 @@ def _on_updated(redis: Redis, keys: Keys, event: Event) -> None:
         changes["topics"] = tuple(d["topics"])
     if "kinds" in d:
         changes["kinds"] = tuple(d["kinds"])
+    changes.update({k: d[k] for k in _SCHEDULE[:-1] if k in d})
+    if changes.get("cadence", old.cadence) != old.cadence:
+        changes["cadence_since"] = event.at
     _store(redis, keys, old, _replace(old, **changes))
 
 
