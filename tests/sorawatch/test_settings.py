@@ -158,6 +158,11 @@ def _re(text: str) -> str:
 def test_short_web_secrets_are_refused(name: str) -> None:
     with pytest.raises(SettingsError, match=rf"web\.{name.lower()}: at least 32 characters, got 1"):
         load_settings(env={f"SORAWATCH_WEB_{name}": "x"})
+    # The bound is 32, not merely "more than one": 31 is still refused.
+    with pytest.raises(
+        SettingsError, match=rf"web\.{name.lower()}: at least 32 characters, got 31"
+    ):
+        load_settings(env={f"SORAWATCH_WEB_{name}": "z" * 31})
     assert getattr(load_settings(env={f"SORAWATCH_WEB_{name}": "y" * 32}).web, name.lower())
 
 

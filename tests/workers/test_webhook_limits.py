@@ -4,24 +4,37 @@ and ``webhooks.timeout`` bounds the whole request, not each read.
 The endpoints are a real TCP server on 127.0.0.1 that answers by hand: a 300 MB body,
 or a response dripped one byte a second. Each records how much it wrote before the
 client hung up, which is what the fix changes (no timing is asserted).
+
+The 300 MB body is also answered to a real ``sorawatch work`` process, whose peak RSS
+(from wait4, so it covers the RQ worker and the work horse it forks) is compared with
+that of the same process given a two-byte answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import signal
 import socket
 import socketserver
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis import Redis
 
-from sorawatch.events import EventLog
+from sorawatch.events import EventLog, queue
+from sorawatch.keys import Keys
 from sorawatch.projections import ledger, webhooks
 from sorawatch.settings import Settings
+from tests.faults.procs import SLACK, wait_for, write_config
+from tests.reliability import Figures
 from tests.workers.delivery_helpers import keys_of, raise_alert, setup_runtime
 from workers import webhook as webhook_jobs
 
@@ -57,6 +70,10 @@ class _Handler(socketserver.BaseRequestHandler):
                 while written < HUGE:
                     sock.sendall(block)
                     written += len(block)
+            elif path == "/small":  # the baseline: a two-byte answer
+                answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                sock.sendall(answer)
+                written = len(answer)
             else:  # "/drip": a complete 200, one byte a second
                 answer = b"HTTP/1.1 200 OK\r\ncontent-length: 20\r\n\r\n" + b"y" * 20
                 for byte in answer[:DRIP]:
@@ -117,6 +134,102 @@ def test_a_300_mb_response_is_not_read(redis: Redis, settings: Settings, endpoin
     # The client stopped reading after 64 KiB; what the server got rid of is what
     # fits in the socket buffers, nowhere near 300 MB.
     assert endpoint.written["/huge"] < 64 * 1024 * 1024
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _work_until_delivered(
+    redis_url: str, redis: Redis, tmp_path: Path, endpoint: _Server, path: str
+) -> tuple[int, dict[str, object]]:
+    """Deliver one alert to ``path`` with a real ``sorawatch work --queues webhook``,
+    stop it with SIGTERM once the endpoint saw the client hang up, and return its peak
+    RSS in KiB and the delivery record. The peak is from wait4 on the command: the
+    largest of it and every process it and its children reaped (the RQ worker, the work
+    horse that ran the job), so it counts only once everything stopped cleanly."""
+    prefix = f"rss{path.strip('/')}"
+    keys = Keys(prefix)
+    log = EventLog(redis, keys)
+    port = endpoint.server_address[1]
+    hook, _ = webhooks.register(log, f"http://127.0.0.1:{port}{path}", allow_private=True)
+    raise_alert(log)
+    config = write_config(
+        tmp_path / f"{prefix}.toml",
+        redis_url,
+        prefix,
+        tmp_path / "data",
+        "[webhooks]\nallow_private = true\ntimeout = 60\nretry_schedule = [0]\n\n"
+        '[log]\nlevel = "WARNING"\n',
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SORAWATCH_")}
+    env["SORAWATCH_REDIS_URL"] = redis_url
+    with open(tmp_path / f"{prefix}.log", "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sorawatch.cli",
+                "-c",
+                str(config),
+                "work",
+                "--queues",
+                "webhook",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        # Against a hang, not a timing assertion: the whole group goes at the bound.
+        guard = threading.Timer(120 * SLACK, _kill_group, (proc.pid,))
+        guard.start()
+        try:
+            queue("webhook", redis, keys).enqueue_call(
+                "workers.webhook.deliver_webhooks", args=("al_test1", [hook.id], 0)
+            )
+
+            def delivered() -> bool:
+                record = ledger.record(redis, keys, "al_test1", "webhook", hook.id)
+                return record is not None and path in endpoint.written
+
+            try:
+                wait_for(delivered, 60, f"the delivery to {path}", poll=0.2)
+            finally:
+                proc.send_signal(signal.SIGTERM)  # a warm stop: every child is reaped
+                _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            guard.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    output = (tmp_path / f"{prefix}.log").read_text("utf-8", errors="replace")
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output, output
+    record = ledger.record(redis, keys, "al_test1", "webhook", hook.id)
+    assert record is not None
+    return usage.ru_maxrss, record
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(1800)  # waits on conditions with generous bounds
+def test_a_300_mb_response_leaves_the_worker_process_small(
+    redis_url: str, redis: Redis, tmp_path: Path, endpoint: _Server, reliability: Figures
+) -> None:
+    small_peak, small = _work_until_delivered(redis_url, redis, tmp_path, endpoint, "/small")
+    huge_peak, huge = _work_until_delivered(redis_url, redis, tmp_path, endpoint, "/huge")
+    assert small["status"] == huge["status"] == "sent"
+    growth = (huge_peak - small_peak) / 1024
+    # Reading the body would take 300 MiB or more; what is read is 64 KiB. Generous
+    # bounds, so a busy machine cannot fail it: the point is "not the body's size".
+    assert huge_peak / 1024 < 200, f"peak RSS {huge_peak / 1024:.1f} MiB against a 300 MB body"
+    assert growth < 64, f"a 300 MB body grew the worker by {growth:.1f} MiB"
+    written = endpoint.written["/huge"]
+    assert written < 64 * 1024 * 1024, f"the endpoint got {written} bytes out"
+    reliability.note(
+        f"300 MB webhook response: `work` peak RSS {huge_peak / 1024:.1f} MiB against "
+        f"{small_peak / 1024:.1f} MiB for a two-byte answer (+{growth:.1f} MiB); the endpoint "
+        f"got {written / 1024 / 1024:.1f} MiB of its 300 MB out before the worker hung up"
+    )
 
 
 def test_the_timeout_bounds_the_whole_request_not_each_read(
