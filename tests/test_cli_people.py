@@ -138,3 +138,26 @@ def test_events_count_honours_type(run, redis: Redis) -> None:  # type: ignore[n
     assert run("events", "--count", "--type", "subscriber.unsubscribed").output.strip() == "1"
     counted = run("events", "--count", "--type", "subscriber.requested", "--type", "x.y")
     assert counted.output.strip() == "3"
+
+
+def test_subscribe_with_a_cadence_and_digest_now(  # type: ignore[no-untyped-def]
+    run, redis: Redis, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    result = run("subscribe", "d@example.com", "--lang", "en", "--topics", "status",
+                 "--cadence", "daily", "--tz", "Asia/Riyadh", "--hour", "8", "--confirmed")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "daily digest at 08:00 Asia/Riyadh" in result.output
+    sub = subscribers.get(redis, Keys(), "d@example.com")
+    assert sub is not None
+    assert (sub.cadence, sub.tz, sub.hour) == ("daily", "Asia/Riyadh", 8)
+    bad = run("subscribe", "e@example.com", "--lang", "en", "--topics", "status",
+              "--tz", "Mars/Olympus", "--confirmed")  # fmt: skip
+    assert bad.exit_code != 0
+    assert "Mars/Olympus" in bad.output
+    assert subscribers.get(redis, Keys(), "e@example.com") is None
+    # Nothing was raised: the digest due tells nothing, and sends nothing.
+    digest = run("digest", "--now", "2099-01-02T05:00:00Z")
+    assert digest.exit_code == 0, digest.output
+    assert "digests due: 1 subscriber(s) in 1 batch(es)" in digest.output
+    assert run("digest", "--now", "2099-01-02T05:10:00Z").output.startswith("digests due: 0")
+    assert run("digest", "--now", "yesterday").exit_code == 2

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import LockError
 
+from sorawatch import schedule
 from sorawatch.errors import ValidationError
 from sorawatch.projections import ledger, subscribers, webhooks
 from sorawatch.store import text
@@ -24,6 +25,7 @@ from sorawatch.web.models import (
     ReplayOut,
     RetryIn,
     RetryOut,
+    SubscriberChange,
     SubscriberOut,
     SubscriberPage,
     TokensRevoked,
@@ -157,6 +159,25 @@ def get_subscriber(request: Request, email: str) -> dict[str, Any]:
     """One subscriber by address; 404 when unknown."""
     state = request.app.state
     sub = subscribers.get(state.redis, state.keys, email)
+    if sub is None:
+        raise ApiError(404, f"no subscriber {email!r}")
+    return sub.to_dict()
+
+
+@router.patch("/subscribers/{email}", response_model=SubscriberOut)
+def change_subscriber(request: Request, email: str, body: SubscriberChange) -> dict[str, Any]:
+    """Change a subscriber's language, topics, kinds or cadence (``subscriber.updated``).
+
+    404 for an unknown or unsubscribed address; 400 naming a bad value (a time zone
+    that is not an IANA one)."""
+    state = request.app.state
+    try:
+        timing = schedule.choose(body.cadence, body.tz, body.hour, body.max_per_day)
+        sub = subscribers.update(
+            state.log, email, body.lang, body.topics, body.kinds, timing=timing
+        )
+    except ValidationError as exc:
+        raise ApiError(400, str(exc)) from None
     if sub is None:
         raise ApiError(404, f"no subscriber {email!r}")
     return sub.to_dict()

@@ -82,6 +82,26 @@ class SubscriberOut(BaseModel):
     tokens_after: str | None = Field(
         default=None, description="Links signed before this time are refused (revoked)."
     )
+    cadence: Literal["instant", "daily", "weekly"] = "instant"
+    tz: str = Field(default="UTC", description="IANA time zone of the digest hour.")
+    hour: int = Field(default=8, ge=0, le=23, description="Hour of the digest (weekly: Mondays).")
+    max_per_day: int = Field(
+        default=10, ge=0, description="Instant: alerts a day before the rest wait (0: no cap)."
+    )
+    cadence_since: str | None = None
+
+
+class SubscriberChange(BaseModel):
+    """What an operator may change about a subscriber; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    lang: Lang | None = None
+    topics: list[Topic] | None = None
+    kinds: list[Kind] | None = None
+    cadence: Literal["instant", "daily", "weekly"] | None = None
+    tz: str | None = Field(default=None, max_length=64)
+    hour: int | None = Field(default=None, ge=0, le=23)
+    max_per_day: int | None = Field(default=None, ge=0, le=10_000)
 
 
 class TokensRevoked(BaseModel):

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from sorawatch import schedule
 from sorawatch.projections import alerts, state
 from sorawatch.web.view import page, page_lang
 
@@ -38,8 +40,10 @@ def status_page(request: Request) -> HTMLResponse:
 
 
 def blank_form(lang: str) -> dict[str, Any]:
-    """The subscribe form's defaults: the page's language, every topic and kind."""
-    return {"email": "", "lang": lang, "topics": ALL_TOPICS, "kinds": ALL_KINDS}
+    """The subscribe form's defaults: the page's language, every topic and kind, each
+    alert as it comes (at most the default number a day)."""
+    timing = asdict(schedule.Schedule())
+    return {"email": "", "lang": lang, "topics": ALL_TOPICS, "kinds": ALL_KINDS, **timing}
 
 
 # C0 controls (but tab and newlines), DEL, lone surrogates and non-characters: feed

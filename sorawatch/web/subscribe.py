@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 
+from sorawatch import schedule
 from sorawatch.errors import ValidationError
 from sorawatch.projections import subscribers
 from sorawatch.tokens import TokenError, revoked
@@ -71,6 +72,7 @@ def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
             values["lang"],
             values["topics"],
             values["kinds"],
+            timing=_timing(values),
             pending_ttl=web.pending_ttl,
             confirm_interval=web.confirm_interval,
         )
@@ -181,7 +183,7 @@ def preferences_page(request: Request, token: str) -> Response:
     if isinstance(found, Response):
         return found
     email, lang, sub = found
-    form = {"lang": sub.lang, "topics": sub.topics, "kinds": sub.kinds}
+    form = _form_of(sub)
     return _preferences(request, lang, email, form, saved=False)
 
 
@@ -200,7 +202,12 @@ def _save(request: Request, token: str, values: dict[str, Any]) -> Response:
     email, lang = holder
     try:
         sub = subscribers.update(
-            request.app.state.log, email, values["lang"], values["topics"], values["kinds"]
+            request.app.state.log,
+            email,
+            values["lang"],
+            values["topics"],
+            values["kinds"],
+            timing=_timing(values),
         )
     except ValidationError:
         return _preferences(
@@ -208,7 +215,7 @@ def _save(request: Request, token: str, values: dict[str, Any]) -> Response:
         )
     if sub is None:
         return _gone(request, lang)
-    form = {"lang": sub.lang, "topics": sub.topics, "kinds": sub.kinds}
+    form = _form_of(sub)
     return _preferences(request, lang, email, form, saved=True)
 
 
@@ -240,10 +247,27 @@ def _form_values(form: FormData, *, with_email: bool) -> dict[str, Any]:
         "topics": tuple(strings("topics")),
         "kinds": tuple(strings("kinds")),
     }
+    for name in TIMING:  # an empty or missing field keeps the default (or what was chosen)
+        value = form.get(name)
+        values[name] = value.strip()[:64] if isinstance(value, str) and value.strip() else None
     if with_email:
         email = form.get("email")
         values["email"] = email[:320] if isinstance(email, str) else ""
     return values
+
+
+TIMING = ("cadence", "tz", "hour", "max_per_day")
+
+
+def _timing(values: dict[str, Any]) -> dict[str, Any]:
+    """The schedule choices of a form, checked (ValidationError)."""
+    return schedule.choose(*(values.get(name) for name in TIMING))
+
+
+def _form_of(sub: subscribers.Subscriber) -> dict[str, Any]:
+    """A subscriber's choices as the preferences form shows them."""
+    chosen = sub.to_dict()
+    return {name: chosen[name] for name in ("lang", "topics", "kinds", *TIMING)}
 
 
 def _form_again(request: Request, lang: str, values: dict[str, Any], error: str) -> Response:

@@ -198,6 +198,26 @@ def test_subscribers_paging_and_delete(
         assert client.get(f"/api/subscribers?{bad}", headers=admin).status_code == 422
 
 
+def test_an_operator_sets_a_subscribers_cadence(
+    client: TestClient, admin: dict[str, str], log: EventLog
+) -> None:
+    subscribers.request(log, "d@example.com", "ar", None, None, confirmed=True)
+    url = "/api/subscribers/d@example.com"
+    changed = client.patch(url, headers=admin, json={"cadence": "daily", "tz": "Asia/Riyadh"})
+    assert changed.status_code == 200
+    body = changed.json()
+    assert (body["cadence"], body["tz"], body["hour"], body["max_per_day"]) == (
+        "daily", "Asia/Riyadh", 8, 10
+    )  # fmt: skip
+    bad = client.patch(url, headers=admin, json={"tz": "Mars/Olympus"})
+    assert bad.status_code == 400
+    assert "Mars/Olympus" in bad.text
+    assert client.patch(url, headers=admin, json={"hour": 24}).status_code == 422
+    assert client.patch(url, headers=admin, json={"colour": "red"}).status_code == 422
+    nobody = client.patch("/api/subscribers/no@example.com", headers=admin, json={"hour": 9})
+    assert nobody.status_code == 404
+
+
 # -- feeds ------------------------------------------------------------------------
 
 

@@ -334,6 +334,36 @@ def test_preferences_show_and_save(
     assert event_types(log)[-1] == "subscriber.updated"
 
 
+def test_cadence_from_the_form_and_the_preferences_page(
+    client: TestClient, log: EventLog, redis: Redis, tokens: Tokens, confirmed: str
+) -> None:
+    form = {**FORM, "cadence": "daily", "tz": "Asia/Riyadh", "hour": "7", "max_per_day": "3"}
+    assert client.post("/subscribe?lang=en", data=form).status_code == 200
+    sub = subscribers.get(redis, log.keys, "reader@example.com")
+    assert sub is not None
+    assert (sub.cadence, sub.tz, sub.hour, sub.max_per_day) == ("daily", "Asia/Riyadh", 7, 3)
+    bad = client.post(
+        "/subscribe?lang=en", data={**form, "email": "x@example.com", "tz": "Nowhere"}
+    )
+    assert bad.status_code == 400
+    assert subscribers.get(redis, log.keys, "x@example.com") is None
+    url = f"/preferences/{tokens.sign('preferences', confirmed)}"
+    assert 'name="cadence" value="instant" checked' in client.get(url).text
+    saved = client.post(
+        url,
+        data={"lang": "en", "topics": ["status"], "kinds": ["change"], "cadence": "weekly",
+              "tz": "Europe/Berlin", "hour": "18", "max_per_day": "0"},
+    )  # fmt: skip
+    assert saved.status_code == 200
+    assert 'name="cadence" value="weekly" checked' in saved.text
+    assert '<option value="18" selected>' in saved.text
+    mine = subscribers.get(redis, log.keys, confirmed)
+    assert mine is not None
+    assert (mine.cadence, mine.tz, mine.hour, mine.max_per_day) == (
+        "weekly", "Europe/Berlin", 18, 0
+    )  # fmt: skip
+
+
 @pytest.mark.hostile
 def test_preferences_reject_bad_choices_and_tokens(
     client: TestClient, log: EventLog, tokens: Tokens, confirmed: str, reliability: Figures

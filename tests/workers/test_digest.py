@@ -90,7 +90,7 @@ def work(settings: Settings, redis: Redis, when: str) -> None:
 
 
 def bodies(message: EmailMessage) -> str:
-    return "\n".join(str(p.get_content()) for p in message.iter_parts())  # type: ignore[attr-defined]
+    return "\n".join(str(p.get_content()) for p in message.iter_parts())
 
 
 # -- the schedule -----------------------------------------------------------------
