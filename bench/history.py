@@ -93,6 +93,9 @@ def replay(corpus: Corpus, folder: Path, *, by_day: bool, quiet: bool) -> dict[s
                 print(f"  step {n}/{len(instants)} at {now:%Y-%m-%d %H:%M}, "
                       f"{len(smtp.messages)} mails, {len(hooks.requests)} webhooks so far",
                       file=sys.stderr, flush=True)  # fmt: skip
+        # A week after the last news: the digests and catch-ups still due go out.
+        flush = instants[-1] + timedelta(days=8)
+        world.sorawatch("digest", "--now", flush.isoformat(), now=flush)
         log = world.events()
         state = world.state()
         outbox = folder / "outbox"
@@ -164,6 +167,13 @@ def table(figs: dict[str, Any]) -> list[str]:
         f"alerts raised: {figs['alerts']}; deliveries not attributed to a corpus item: "
         f"{figs['unattributed']}; webhooks failing verification: {figs['unverified_webhooks']}",
     ]
+    for label, c in figs["cadenced"].items():
+        lines.append(
+            f"{label}: {c['mails']} mails, at most {c['most_in_a_day']} a day and "
+            f"{c['most_in_a_week']} a week; events reaching en but not told: "
+            f"{', '.join(c['missing']) or 'none'}"
+            + (f"; {c['catch_ups']} catch-up digests (cap {c['cap']} a day)" if "cap" in c else "")
+        )
     for f in s.false_changes:
         lines.append(f"  false status change: {f['value']} from {f['item']} ({f['why']})")
     lines.append(

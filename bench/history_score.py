@@ -14,14 +14,31 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from history_world import EN, HOOK, RECIPIENTS, SUBSCRIBERS, Corpus, Event, Item, normal_link
+from history_world import (
+    CADENCED,
+    CAP,
+    CAPPED,
+    DAILY,
+    EN,
+    HOOK,
+    RECIPIENTS,
+    SUBSCRIBERS,
+    WEEKLY,
+    Corpus,
+    Event,
+    Item,
+    normal_link,
+)
 
 from tests.smtp_server import Received
 
 URL = re.compile(r"https?://[^\s<>\"')\]]+")
-MAILBOX = {address: label for label, address, *_ in SUBSCRIBERS}
+MAILBOX = {address: label for label, address, *_ in (*SUBSCRIBERS, *CADENCED)}
+CADENCE_LABELS = tuple(label for label, *_ in CADENCED)
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,7 @@ class Delivery:
     links: tuple[str, ...]  # the links it carries, in order (sources first in our templates)
     alert_id: str | None = None
     verified: bool = True  # a webhook whose signature verifies
+    sent: datetime | None = None  # a mail's Date (the clock of the step that sent it)
 
 
 def mail_delivery(received: Received) -> list[Delivery]:
@@ -42,7 +60,8 @@ def mail_delivery(received: Received) -> list[Delivery]:
     text = str(body.get_content()) if body is not None else ""
     links = tuple(URL.findall(text))
     return [
-        Delivery(MAILBOX.get(rcpt.lower(), rcpt.lower()), str(msg["Subject"]), links)
+        Delivery(MAILBOX.get(rcpt.lower(), rcpt.lower()), str(msg["Subject"]), links,
+                 sent=parsedate_to_datetime(str(msg["Date"])))  # fmt: skip
         for rcpt in received.recipients
     ]
 
@@ -215,6 +234,8 @@ class Score:
     alerts: int = 0
     unverified_webhooks: int = 0
     fingerprint: list[str] = field(default_factory=list)
+    # Mails to subscribers on a cadence: recipient → [(sent, subject, events told)].
+    cadenced: dict[str, list[tuple[datetime, str, set[str]]]] = field(default_factory=dict)
 
 
 def score(corpus: Corpus, deliveries: Iterable[Delivery], log: Sequence[dict[str, Any]]) -> Score:
@@ -225,6 +246,13 @@ def score(corpus: Corpus, deliveries: Iterable[Delivery], log: Sequence[dict[str
     }
     out.alerts = len(alerts)
     for delivery in deliveries:
+        if delivery.recipient in CADENCE_LABELS:
+            told = {i.event for i in _items(delivery.links, corpus) if i.event}
+            assert delivery.sent is not None
+            entry = (delivery.sent, delivery.subject, told)
+            out.cadenced.setdefault(delivery.recipient, []).append(entry)
+            out.fingerprint.append(f"{delivery.recipient}|{sorted(told)}|{delivery.subject}")
+            continue
         out.mails[delivery.recipient] += 1
         out.unverified_webhooks += not delivery.verified
         item = attribute(delivery, corpus, alerts)
@@ -258,6 +286,32 @@ def score(corpus: Corpus, deliveries: Iterable[Delivery], log: Sequence[dict[str
         if reason:
             out.false_changes.append({"item": item.id if item else None, "event": event.id if event else None,
                                       "value": value, "why": reason})  # fmt: skip
+    return out
+
+
+def _items(links: Iterable[str], corpus: Corpus) -> list[Item]:
+    found = (corpus.by_link.get(normal_link(link)) for link in links)
+    return [i for i in found if i is not None]
+
+
+def cadence_figures(s: Score, reaching: set[str]) -> dict[str, Any]:
+    """Per subscriber on a cadence: mails, the most in one day (or week), and the events
+    that reached the English subscriber but not them (a digest must tell every one)."""
+    out: dict[str, Any] = {}
+    for label in CADENCE_LABELS:
+        mails = s.cadenced.get(label, [])
+        told = set().union(*(t for _, _, t in mails)) if mails else set()
+        catch_up = [m for m in mails if " more update" in m[1]]
+        alerts = [m for m in mails if m not in catch_up]
+        per_day = Counter(sent.date() for sent, _, _ in (alerts if label == CAPPED else mails))
+        per_week = Counter(sent.isocalendar()[:2] for sent, _, _ in mails)
+        out[label] = {
+            "mails": len(mails),
+            "most_in_a_day": max(per_day.values(), default=0),
+            "most_in_a_week": max(per_week.values(), default=0),
+            "missing": sorted(reaching - told),
+            **({"cap": CAP, "catch_ups": len(catch_up)} if label == CAPPED else {}),
+        }
     return out
 
 
@@ -309,5 +363,6 @@ def figures(s: Score, state: dict[str, Any]) -> dict[str, Any]:
         "truth_after": events[-1].id if events else None,
         "state_matches": not mismatches,
         "state_mismatches": mismatches,
+        "cadenced": cadence_figures(s, set(reaching_en)),
         "fingerprint": hashlib.sha256("\n".join(sorted(s.fingerprint)).encode()).hexdigest()[:16],
     }

@@ -45,6 +45,15 @@ SUBSCRIBERS = (
     (STATUS, "status-changes@example.test", "both", "status", "change"),
 )
 RECIPIENTS = (EN, AR, STATUS, HOOK)
+# Subscribers on a cadence (issue "Digests, caps"): all topics and kinds, like `en`, heard
+# of in a daily digest, a weekly one (Arabic), or at once but at most one alert a day.
+DAILY, WEEKLY, CAPPED = "daily", "weekly", "capped"
+CADENCED = (
+    (DAILY, "daily@example.test", "en", ("--cadence", "daily")),
+    (WEEKLY, "weekly@example.test", "ar", ("--cadence", "weekly")),
+    (CAPPED, "capped@example.test", "en", ("--max-per-day", "1")),
+)
+CAP = 1
 
 OUTLETS: dict[str, tuple[str, str, str]] = {  # outlet → (feed name, lang, site)
     "openai": ("OpenAI News", "en", "openai.com"),
@@ -332,10 +341,15 @@ class World:
         return proc.stdout
 
     def enrol(self, now: datetime) -> None:
-        """The four recipients: three confirmed subscribers and one webhook."""
+        """The recipients: three confirmed subscribers and one webhook, and three
+        subscribers on a cadence (``CADENCED``)."""
         for _label, address, lang, topics, kinds in SUBSCRIBERS:
             self.sorawatch("subscribe", address, "--lang", lang, "--topics", topics,
                            "--kinds", kinds, "--confirmed", now=now)  # fmt: skip
+        for _label, address, lang, timing in CADENCED:
+            self.sorawatch("subscribe", address, "--lang", lang, "--topics",
+                           "status,pricing,partnership", "--kinds", "change,news",
+                           *timing, "--confirmed", now=now)  # fmt: skip
         self.sorawatch("webhook", "add", self.hooks.url("/hook"), "--secret", WEBHOOK_SECRET,
                        "--lang", "both", now=now)  # fmt: skip
 

@@ -138,3 +138,15 @@ def test_the_state_comparison_reads_both_state_shapes() -> None:
         },
     }
     assert compare_state(apart, truth) == ["status of line 1: released (truth: discontinued)"]
+
+
+def test_digests_once_a_day_or_week_and_every_alerted_event_in_them(
+    figures: dict[str, Any],
+) -> None:
+    cadenced = figures["cadenced"]
+    assert cadenced["daily"]["most_in_a_day"] <= 1
+    assert cadenced["weekly"]["most_in_a_week"] <= 1
+    assert cadenced["capped"]["most_in_a_day"] <= cadenced["capped"]["cap"]
+    for label in ("daily", "weekly", "capped"):
+        assert cadenced[label]["missing"] == [], label
+        assert cadenced[label]["mails"] >= 1, label
