@@ -108,11 +108,6 @@ class Keys:
         """Subscribers with held alerts → when their catch-up digest is due (epoch)."""
         return f"{self.prefix}:digest:held-due"
 
-    def day_counts(self, day: str) -> str:
-        """Alerts mailed on one local ``day`` (``2026-12-04``), per instant subscriber
-        (a hash, email → count, for the daily cap); expires after two days."""
-        return f"{self.prefix}:digest:day:{day}"
-
     def digest_tick(self) -> str:
         """Held while one process enqueues the digests due (workers on many hosts)."""
         return f"{self.prefix}:digest:tick"

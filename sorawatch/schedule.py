@@ -64,9 +64,11 @@ class Schedule:
             mark += self.period()
         return _utc(mark)
 
-    def day(self, now: datetime) -> str:
-        """The subscriber's calendar day at ``now`` (``2026-12-04``): the cap counts per day."""
-        return now.astimezone(zone(self.tz)).date().isoformat()
+    def day_start(self, now: datetime) -> datetime:
+        """The start (local midnight, in UTC) of the subscriber's calendar day at ``now``:
+        the daily cap counts per day."""
+        local = now.astimezone(zone(self.tz))
+        return _utc(local.replace(hour=0, minute=0, second=0, microsecond=0))
 
 
 def _utc(local: datetime) -> datetime:

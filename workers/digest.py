@@ -34,7 +34,7 @@ from typing import Any
 
 from redis import Redis
 
-from sorawatch import clock, metrics, render
+from sorawatch import clock, metrics, render, schedule
 from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, subscribers
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 PREFIX = "digest-"
 TICK_LEASE = 60  # seconds; a tick takes milliseconds, this only frees a dead one's lease
-DAY_TTL = 2 * 86400
 PAGE = 1000
 _FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -69,40 +68,46 @@ def end_of(delivery_id: str) -> datetime:
 
 # -- the daily cap ----------------------------------------------------------------
 
-# KEYS[1]: the day's counts (hash). ARGV: cap, ttl, then addresses. Returns the
-# addresses held: already at the cap today. The others are counted.
-_CAP_LUA = """
-local cap = tonumber(ARGV[1])
-local held = {}
-for i = 3, #ARGV do
-  local n = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0')
-  if n >= cap then held[#held + 1] = ARGV[i] else redis.call('HINCRBY', KEYS[1], ARGV[i], 1) end
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return held
-"""
 
+def hold_over_cap(
+    redis: Redis, keys: Keys, alert: Mapping[str, Any], subs: Iterable[Subscriber]
+) -> set[str]:
+    """The instant subscribers for whom ``alert`` is past their daily cap, and hold it
+    for their next catch-up digest; returns their addresses.
 
-def hold_over_cap(redis: Redis, keys: Keys, alert_id: str, subs: Iterable[Subscriber]) -> set[str]:
-    """Count ``alert_id`` against each instant subscriber's day and hold it for those
-    already at their cap (it goes out in their next catch-up digest). Returns the
-    addresses held. A batch re-run after a crash may count an unsent alert twice:
-    the cap errs towards fewer mails, never a lost alert (held ones are kept)."""
-    now = clock.now()
-    capped = {s.email: s for s in subs if s.cadence == "instant" and s.max_per_day > 0}
-    groups: dict[tuple[str, int], list[str]] = {}
-    for email, sub in capped.items():
-        groups.setdefault((sub.timing.day(now), sub.max_per_day), []).append(email)
+    Counted, not stored: an alert is past the cap when the subscriber already wanted
+    ``max_per_day`` alerts raised earlier in the same calendar day (theirs, in their
+    time zone) since they subscribed; an instant subscriber is mailed every alert
+    they want, so those are the mails they got. Nothing per subscriber is kept to
+    count, and a re-run batch counts the same."""
+    capped = [s for s in subs if s.cadence == "instant" and s.max_per_day > 0]
+    if not capped:
+        return set()
+    alert_id = str(alert["alert_id"])
+    raised = epoch(alert.get("raised_at"))
+    when = datetime.fromtimestamp(raised, UTC)
+    starts = {
+        tz: schedule.Schedule(tz=tz).day_start(when).timestamp() for tz in {s.tz for s in capped}
+    }
+    ids = alerts.raised_between(redis, keys, min(starts.values()) - 1, raised)
+    earlier = [
+        a for a in alerts.get_many(redis, keys, ids)
+        if (epoch(a.get("raised_at")), str(a["alert_id"])) < (raised, alert_id)
+    ]  # fmt: skip
     held: set[str] = set()
-    for (day, cap), emails in groups.items():
-        replies = redis.eval(_CAP_LUA, 1, keys.day_counts(day), cap, DAY_TTL, *emails)
-        held.update(text(r) for r in replies)
+    for sub in capped:
+        since = max(starts[sub.tz], epoch(sub.cadence_since or sub.confirmed_at))
+        told = sum(1 for a in earlier if epoch(a.get("raised_at")) >= since and wants(sub, a))
+        if told >= sub.max_per_day:
+            held.add(sub.email)
     if held:
+        now = clock.now()
         with redis.pipeline(transaction=False) as pipe:
-            for email in sorted(held):
-                due = capped[email].timing.next(now).timestamp()
-                pipe.zadd(keys.digest_held(email), {alert_id: now.timestamp()})
-                pipe.zadd(keys.digest_held_due(), {email: due}, nx=True)
+            for sub in capped:
+                if sub.email in held:
+                    due = sub.timing.next(when).timestamp()
+                    pipe.zadd(keys.digest_held(sub.email), {alert_id: raised or now.timestamp()})
+                    pipe.zadd(keys.digest_held_due(), {sub.email: due}, nx=True)
             metrics.incr(pipe, keys, "digest_held", len(held))
             pipe.execute()
     return held

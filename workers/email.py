@@ -161,7 +161,7 @@ async def send_batch(
     now = [
         s for _, s in found if s is not None and s.status == "confirmed" and s.cadence == "instant"
     ]
-    held = digests.hold_over_cap(redis, keys, alert_id, now)  # told in their next digest
+    held = digests.hold_over_cap(redis, keys, alert, now)  # told in their next digest
     for sub in now:
         if sub.email in held:
             continue

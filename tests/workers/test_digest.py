@@ -113,7 +113,9 @@ def test_boundaries_follow_the_subscribers_wall_clock() -> None:
     assert berlin.next(datetime(2026, 3, 28, 8, 0, tzinfo=UTC)) == datetime(
         2026, 3, 29, 6, 0, tzinfo=UTC
     )
-    assert berlin.day(datetime(2026, 3, 28, 23, 30, tzinfo=UTC)) == "2026-03-29"
+    assert berlin.day_start(datetime(2026, 3, 28, 23, 30, tzinfo=UTC)) == datetime(
+        2026, 3, 28, 23, 0, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(
