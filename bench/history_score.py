@@ -22,12 +22,10 @@ from history_world import (
     CADENCED,
     CAP,
     CAPPED,
-    DAILY,
     EN,
     HOOK,
     RECIPIENTS,
     SUBSCRIBERS,
-    WEEKLY,
     Corpus,
     Event,
     Item,
@@ -60,8 +58,12 @@ def mail_delivery(received: Received) -> list[Delivery]:
     text = str(body.get_content()) if body is not None else ""
     links = tuple(URL.findall(text))
     return [
-        Delivery(MAILBOX.get(rcpt.lower(), rcpt.lower()), str(msg["Subject"]), links,
-                 sent=parsedate_to_datetime(str(msg["Date"])))  # fmt: skip
+        Delivery(
+            MAILBOX.get(rcpt.lower(), rcpt.lower()),
+            str(msg["Subject"]),
+            links,
+            sent=parsedate_to_datetime(str(msg["Date"])),
+        )
         for rcpt in received.recipients
     ]
 

@@ -182,7 +182,8 @@ async def send_all(
     sent: Callable[[str], None] | None = None,
 ) -> list[Outcome]:
     """Send ``(recipient, message)`` jobs, marking each accepted one sent at once
-    (and calling ``sent`` with it); closes the mailer. Returns the outcomes.
+    (and calling ``sent`` with it once its mark is written); closes the mailer.
+    Returns the outcomes.
 
     ``smtp.concurrency`` lanes, each sending one message after another on its own
     connection (no task or semaphore hand-off per message). A lane sends its next
@@ -194,18 +195,23 @@ async def send_all(
 
     async def lane() -> list[Outcome]:
         done: list[Outcome] = []
-        marking: asyncio.Future[None] | None = None
+        marking: tuple[str, asyncio.Future[None]] | None = None
+
+        async def marked() -> None:
+            # ``sent`` runs once the mark is in Redis: a kill before that re-sends (the
+            # in-flight bound), a kill after it finds the recipient done.
+            if marking is not None:
+                await marking[1]
+                if sent is not None:
+                    sent(marking[0])
+
         while waiting:
             email, message = waiting.pop()
             result = await mailer.send(message)
-            if marking is not None:
-                await marking
-            marking = marks.add(email) if result.ok else None
-            if result.ok and sent is not None:
-                sent(email)
+            await marked()
+            marking = (email, marks.add(email)) if result.ok else None
             done.append(_outcome(result))
-        if marking is not None:
-            await marking
+        await marked()
         return done
 
     outcomes: list[Outcome] = []

@@ -6,7 +6,9 @@ instant, raises alerts or runs the workers' burst (which looks for digests due).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -17,6 +19,7 @@ from redis import Redis
 from sorawatch import clock, schedule
 from sorawatch.errors import ValidationError
 from sorawatch.events import EventLog
+from sorawatch.keys import Keys
 from sorawatch.projections import ledger, subscribers
 from sorawatch.settings import Settings
 from tests.smtp_server import SmtpServer
@@ -27,7 +30,9 @@ from tests.workers.delivery_helpers import (
     setup_runtime,
     with_smtp,
 )
-from workers import worker
+from workers import digest as digests
+from workers import email as email_jobs
+from workers import mail, worker
 from workers.fanout import fan_out
 
 
@@ -237,3 +242,39 @@ def test_switching_to_a_digest_tells_only_what_came_after(
     _, digest = smtp.to("switch@example.test")
     assert "Sora story number 2" in bodies(digest)
     assert "Sora story number 1" not in bodies(digest)
+
+
+def test_killed_right_after_a_digest_went_out_the_rerun_records_it(
+    smtp: SmtpServer, redis: Redis, settings: Settings, log: EventLog
+) -> None:
+    """The period is marked done only once the sent mark is in Redis: a worker dying
+    between the two leaves a re-run that finds the mark and records the delivery, rather
+    than an empty period and a digest the ledger never heard of."""
+    settings = with_smtp(settings, smtp.port, concurrency=1)
+    setup_runtime(settings, redis)
+    at("2026-12-01T09:00:00Z")
+    for address in ("a@example.test", "b@example.test"):
+        subscribe(log, address, cadence="daily")
+    alert(log, 1, "2026-12-01T10:00:00Z")
+    at("2026-12-02T08:00:30Z")
+    delivery = digests.digest_id(datetime(2026, 12, 2, 8, tzinfo=UTC))
+    batch = ["a@example.test", "b@example.test"]
+    child = os.fork()
+    if child == 0:  # a worker that dies the moment its first digest is done
+        real = digests.done
+
+        def done_then_die(redis: Redis, keys: Keys, contents: digests.Contents) -> None:
+            real(redis, keys, contents)
+            os._exit(9)
+
+        digests.done = done_then_die  # type: ignore[assignment]
+        asyncio.run(email_jobs.send_digests(log, settings, mail.build(settings), delivery, batch))
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] >> 8 == 9
+    assert len(smtp.to("a@example.test")) == 1
+    asyncio.run(email_jobs.send_digests(log, settings, mail.build(settings), delivery, batch))
+    assert len(smtp.to("a@example.test")) == 1
+    # b's digest was in flight at the kill (sent, not yet marked): the bound, at most
+    # two a lane, allows it to go twice, as for alerts.
+    assert len(smtp.to("b@example.test")) == 2
+    assert ledger.counts(redis, keys_of(settings), delivery, "email") == {"sent": 2}
