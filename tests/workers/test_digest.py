@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -22,6 +23,7 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger, subscribers
 from sorawatch.settings import Settings
+from tests.faults.procs import Proc, wait_for, write_config
 from tests.smtp_server import SmtpServer
 from tests.workers.delivery_helpers import (
     failed_jobs,
@@ -278,3 +280,27 @@ def test_killed_right_after_a_digest_went_out_the_rerun_records_it(
     # two a lane, allows it to go twice, as for alerts.
     assert len(smtp.to("b@example.test")) == 2
     assert ledger.counts(redis, keys_of(settings), delivery, "email") == {"sent": 2}
+
+
+def test_running_workers_send_digests_on_schedule_by_themselves(
+    smtp: SmtpServer, redis_url: str, redis: Redis, settings: Settings, log: EventLog,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """`sorawatch work` (no command from anyone) sends the digest due at its clock, and
+    stops when asked."""
+    setup_runtime(with_smtp(settings, smtp.port), redis)
+    at("2026-12-01T09:00:00Z")
+    subscribe(log, "daily@example.test", cadence="daily")
+    alert(log, 1, "2026-12-01T10:00:00Z")
+    config = write_config(
+        tmp_path / "sorawatch.toml", redis_url, settings.redis.prefix, tmp_path / "data",
+        f'[smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\n',
+    )  # fmt: skip
+    config.write_text('now = "2026-12-02T08:00:30Z"\n' + config.read_text("utf-8"), "utf-8")
+    workers = Proc(config, redis_url, "work", "--queues", "email", log=tmp_path / "work.log")
+    try:
+        wait_for(lambda: len(smtp.to("daily@example.test")) == 1, 120, "the digest")
+    finally:
+        assert workers.stop() == 0, workers.output()
+    [digest] = smtp.to("daily@example.test")
+    assert digest["Subject"] == "Sora daily digest, 2 December 2026: 1 update"
