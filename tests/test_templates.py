@@ -66,7 +66,8 @@ def test_headlines_read_like_the_issue_says() -> None:
         after={"plan": "ChatGPT Plus", "amount": 20, "currency": "USD", "period": "month"},
     )
     assert render.headline(pricing, "en") == "Sora pricing: ChatGPT Plus $20/month"
-    assert render.headline(pricing, "ar").startswith("أسعار سورا: ChatGPT Plus")
+    # Latin names and prices inside Arabic are isolated (FSI ... PDI).
+    assert render.headline(pricing, "ar").startswith("أسعار سورا: \u2068ChatGPT Plus\u2069")
     assert "شهريًا" in render.headline(pricing, "ar")
     partner = alert(topic="partnership", before=None, after={"partner": "Disney"})
     assert render.headline(partner, "en") == "Sora partnership: Disney"
@@ -141,6 +142,6 @@ def test_first_status_and_foreign_news_headlines() -> None:
     assert render.headline(first, "ar") == "حالة سورا: متاح للجميع"
     news = alert(kind="news", before=None, after=None, title="Sora is out", sources=[])
     assert render.headline(news, "en") == "Sora is out"
-    assert render.headline(news, "ar") == "Sora is out (بالإنجليزية)"
+    assert render.headline(news, "ar") == "\u2068Sora is out\u2069 (بالإنجليزية)"
     subject = subject_for(news, "ar")
     assert subject.count("خبر عن سورا") == 1, subject
