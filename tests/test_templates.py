@@ -145,3 +145,26 @@ def test_first_status_and_foreign_news_headlines() -> None:
     assert render.headline(news, "ar") == "\u2068Sora is out\u2069 (بالإنجليزية)"
     subject = subject_for(news, "ar")
     assert subject.count("خبر عن سورا") == 1, subject
+
+
+def test_prices_and_latin_names_inside_arabic_keep_their_order() -> None:
+    """Through a bidi renderer (python-bidi): "$20" in Arabic stays "$20", and an
+    English sentence keeps its full stop, once isolated (``render.embed``)."""
+    from bidi import get_display
+
+    def shown(text: str) -> str:
+        return str(get_display(text, base_dir="R")).translate(
+            str.maketrans("", "", "\u2068\u2069\u200f")
+        )
+
+    assert shown("بسعر $20 شهريًا") == "اًيرهش 20$ رعسب"  # the bug, without isolates
+    assert shown(f"بسعر {render.embed('$20', 'ar')} شهريًا") == "اًيرهش $20 رعسب"
+    sentence = "Sora 2 is open, OpenAI said."
+    assert shown(f"{render.embed(sentence, 'ar')} المصدر: {render.embed('Example', 'ar')}.") == (
+        ".Example :ردصملا Sora 2 is open, OpenAI said."
+    )
+    assert render.embed("متاح للجميع", "ar") == "متاح للجميع"  # Arabic in Arabic: as it is
+    assert render.embed("Disney", "en") == "Disney"
+    assert render.embed("سورا", "en") == "\u2068سورا\u2069"
+    assert render.line("حالة سورا", "ar") == "\u200f\u2068حالة سورا\u2069"
+    assert render.line("Sora status", "en") == "Sora status"
