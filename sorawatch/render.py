@@ -9,6 +9,7 @@ The web pages and the mail share it, so a status reads the same everywhere.
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -35,6 +36,53 @@ _DATE_FORMATS = {
     "en": {"medium": "d MMMM y, HH:mm 'UTC'", "date": "d MMMM y"},
     "ar": {"medium": "d MMMM y، HH:mm 'UTC'", "date": "d MMMM y"},
 }
+
+
+# Unicode isolates (UAX #9): FSI takes the direction of the text's first strong letter,
+# PDI ends the isolate. An isolated run is laid out on its own and moves as one block,
+# so "$20" stays "$20" inside Arabic and an English full stop stays with its sentence.
+FSI = "\u2068"
+PDI = "\u2069"
+RLM = "\u200f"
+_RTL = ("R", "AL")
+
+
+def isolate(text: object) -> str:
+    """``text`` between FSI and PDI (empty text stays empty)."""
+    value = str(text or "")
+    return f"{FSI}{value}{PDI}" if value else ""
+
+
+def foreign(text: object, lang: str) -> bool:
+    """Whether ``text`` would not lay out as a run of ``lang``'s own direction: Latin
+    letters (or only numbers and signs, as in "$20") inside Arabic; Arabic inside
+    English."""
+    value = str(text or "")
+    classes = {unicodedata.bidirectional(c) for c in value}
+    if lang == "ar":
+        return "L" in classes or not classes & {*_RTL}
+    return bool(classes & {*_RTL})
+
+
+def embed(text: object, lang: str) -> str:
+    """``text`` for a sentence in ``lang``: isolated when its direction is not the
+    sentence's (see ``foreign``), else as it is. The Jinja filter ``embed``."""
+    value = str(text or "")
+    if not value or (value.startswith(FSI) and value.endswith(PDI)):
+        return value
+    return isolate(value) if foreign(value, lang) else value
+
+
+def line(text: object, lang: str) -> str:
+    """A whole line of ``lang`` text for a place whose direction we do not set (a
+    subject, a plain-text mail): Arabic becomes RLM + one isolated right-to-left block.
+    A left-to-right client then keeps "(Sora 2)" at the Arabic's end, and a client that
+    takes a line's direction from its first letter (isolates are skipped there) sees
+    the RLM and lays the line out right to left. English is left as it is."""
+    value = str(text or "")
+    if not value or lang != "ar" or value.startswith(RLM + FSI):
+        return value
+    return RLM + isolate(value)
 
 
 def languages(pref: str) -> tuple[str, ...]:
@@ -186,7 +234,7 @@ def _status_text(value: Mapping[str, Any] | None, lang: str) -> str:
     version = value.get("version")
     if not version or version == phrase("product", "en"):
         return label  # the first line is the product itself: "Sora status: Released"
-    return phrase("version", lang, label=label, version=version)
+    return phrase("version", lang, label=label, version=embed(version, lang))
 
 
 def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
@@ -200,15 +248,15 @@ def _fields(alert: Mapping[str, Any], lang: str) -> tuple[str, dict[str, str]]:
             return "status_change", values
         return "status", {"after": _status_text(after, lang)}
     if topic == "pricing":
-        plan = str(after.get("plan") or (before or {}).get("plan") or "")
+        plan = embed(after.get("plan") or (before or {}).get("plan"), lang)
         if before and before.get("amount") != after.get("amount"):
             return "pricing_change", {
                 "plan": plan,
-                "before": price(before, lang),
-                "after": price(after, lang),
+                "before": embed(price(before, lang), lang),
+                "after": embed(price(after, lang), lang),
             }
-        return "pricing", {"plan": plan, "price": price(after, lang)}
-    partner = str(after.get("partner") or after.get("name") or "")
+        return "pricing", {"plan": plan, "price": embed(price(after, lang), lang)}
+    partner = embed(after.get("partner") or after.get("name"), lang)
     if after.get("active") is False:
         return "partnership_ended", {"partner": partner}
     return "partnership", {"partner": partner}
@@ -222,7 +270,7 @@ def _source_title(alert: Mapping[str, Any], lang: str) -> str:
             return str(source["title"])
     title = str(alert.get("title") or "")
     if title and alert.get("title_lang") not in (None, lang):
-        return phrase("headline.news_other", lang, title=title)
+        return phrase("headline.news_other", lang, title=embed(title, lang))
     return title
 
 
@@ -259,7 +307,9 @@ def _change_sentence(change: Mapping[str, Any], lang: str) -> str:
     where = (change.get("after") or {}).get("where") if change.get("topic") == "status" else None
     if where:
         sentence += " " + phrase(
-            "summary.where", lang, places=("، " if lang == "ar" else ", ").join(where)
+            "summary.where",
+            lang,
+            places=("، " if lang == "ar" else ", ").join(embed(w, lang) for w in where),
         )
     return sentence
 
@@ -280,7 +330,7 @@ def summary(alert: Mapping[str, Any], lang: str) -> str:
             if source.get("lang") == lang and source.get("summary"):
                 text = str(source["summary"]).strip()
                 break
-    return " ".join(p for p in (text, reported) if p)
+    return " ".join(p for p in (embed(text, lang), reported) if p)
 
 
 def _publishers(sources: Iterable[Mapping[str, Any]], lang: str) -> str:
@@ -289,7 +339,7 @@ def _publishers(sources: Iterable[Mapping[str, Any]], lang: str) -> str:
         name = str(source.get("publisher") or "").strip()
         if name and name not in names:
             names.append(name)
-    return ("، " if lang == "ar" else ", ").join(names[:3])
+    return ("، " if lang == "ar" else ", ").join(embed(n, lang) for n in names[:3])
 
 
 def safe_url(value: Any) -> str:
@@ -327,6 +377,9 @@ def environment() -> Environment:
         change_text=change_text,
         direction=direction,
         safe_url=safe_url,
+        isolate=isolate,
+        embed=embed,
+        line=line,
     )
     env.globals.update(
         t=phrase,

@@ -66,7 +66,8 @@ def test_headlines_read_like_the_issue_says() -> None:
         after={"plan": "ChatGPT Plus", "amount": 20, "currency": "USD", "period": "month"},
     )
     assert render.headline(pricing, "en") == "Sora pricing: ChatGPT Plus $20/month"
-    assert render.headline(pricing, "ar").startswith("أسعار سورا: ChatGPT Plus")
+    # Latin names and prices inside Arabic are isolated (FSI ... PDI).
+    assert render.headline(pricing, "ar").startswith("أسعار سورا: \u2068ChatGPT Plus\u2069")
     assert "شهريًا" in render.headline(pricing, "ar")
     partner = alert(topic="partnership", before=None, after={"partner": "Disney"})
     assert render.headline(partner, "en") == "Sora partnership: Disney"
@@ -141,6 +142,29 @@ def test_first_status_and_foreign_news_headlines() -> None:
     assert render.headline(first, "ar") == "حالة سورا: متاح للجميع"
     news = alert(kind="news", before=None, after=None, title="Sora is out", sources=[])
     assert render.headline(news, "en") == "Sora is out"
-    assert render.headline(news, "ar") == "Sora is out (بالإنجليزية)"
+    assert render.headline(news, "ar") == "\u2068Sora is out\u2069 (بالإنجليزية)"
     subject = subject_for(news, "ar")
     assert subject.count("خبر عن سورا") == 1, subject
+
+
+def test_prices_and_latin_names_inside_arabic_keep_their_order() -> None:
+    """Through a bidi renderer (python-bidi): "$20" in Arabic stays "$20", and an
+    English sentence keeps its full stop, once isolated (``render.embed``)."""
+    from bidi import get_display
+
+    def shown(text: str) -> str:
+        return str(get_display(text, base_dir="R")).translate(
+            str.maketrans("", "", "\u2068\u2069\u200f")
+        )
+
+    assert shown("بسعر $20 شهريًا") == "اًيرهش 20$ رعسب"  # the bug, without isolates
+    assert shown(f"بسعر {render.embed('$20', 'ar')} شهريًا") == "اًيرهش $20 رعسب"
+    sentence = "Sora 2 is open, OpenAI said."
+    assert shown(f"{render.embed(sentence, 'ar')} المصدر: {render.embed('Example', 'ar')}.") == (
+        ".Example :ردصملا Sora 2 is open, OpenAI said."
+    )
+    assert render.embed("متاح للجميع", "ar") == "متاح للجميع"  # Arabic in Arabic: as it is
+    assert render.embed("Disney", "en") == "Disney"
+    assert render.embed("سورا", "en") == "\u2068سورا\u2069"
+    assert render.line("حالة سورا", "ar") == "\u200f\u2068حالة سورا\u2069"
+    assert render.line("Sora status", "en") == "Sora status"

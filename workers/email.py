@@ -29,6 +29,7 @@ from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens, signing_secret
 from workers import digest as digests
 from workers import mail, runtime
+from workers.mail import headers
 from workers.mail.base import Mailer, RawMessage, SendResult
 from workers.mail.template import MailTemplate
 from workers.marks import SentMarks
@@ -37,6 +38,7 @@ from workers.retry import Batch, Outcome, finish
 # Letters only, so HTML escaping leaves it intact and it cannot occur in a template.
 TOKEN_PLACEHOLDER = "SWUNSUBSCRIBETOKENPLACEHOLDER"  # noqa: S105 (a marker, not a secret)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+_SPACES = re.compile(r" {2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +52,22 @@ class Rendered:
 
 def header_text(value: str, limit: int = 300) -> str:
     """A header-safe line: CR, LF and other control characters become one space,
-    so a feed title can never inject a header."""
-    return _CONTROL.sub(" ", value).strip()[:limit]
+    so a feed title can never inject a header; runs of spaces become one."""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()[:limit]
 
 
 def subject_for(alert: Mapping[str, Any], pref: str) -> str:
     """The subject in the subscriber's language (both, joined, for ``both``); a news
-    subject names its topic, since one item can be news on two topics."""
+    subject names its topic, since one item can be news on two topics. An Arabic part
+    is one isolated right-to-left block (``render.line``), so a left-to-right mail
+    client keeps "(Sora 2)" at its end."""
     parts = []
     for lang in render.languages(pref):
         line = render.headline(alert, lang)
         if alert.get("kind") == "news":
             topic = render.topic_label(alert.get("topic"), lang)
             line = render.phrase("subject.news", lang, topic=topic, title=line)
-        parts.append(line)
+        parts.append(render.line(line, lang))
     return " | ".join(parts)
 
 
@@ -111,7 +115,10 @@ def compose(
     msg = EmailMessage()  # default policy: RFC 2047 for non-ASCII headers
     msg["From"] = settings.smtp.from_
     msg["To"] = recipient
-    msg["Subject"] = header_text(subject)
+    # Folded by hand (see workers.mail.headers): the email package's folder can start
+    # a long subject on a continuation line, and readers then see a leading space.
+    folded = headers.fold("Subject", header_text(subject)).decode("ascii")
+    msg.set_raw("Subject", folded.removeprefix("Subject: ").removesuffix("\r\n"))
     msg["Date"] = format_datetime(clock.now())
     msg["Message-ID"] = f"<{digest(message_key, 32)}@{_domain(settings)}>"
     host = urlsplit(settings.web.public_url).hostname or "localhost"

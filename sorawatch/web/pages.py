@@ -1,5 +1,6 @@
-"""The status page: Sora's current status, plans and prices, partners and a
-timeline of changes, each with links to its sources, in Arabic or English."""
+"""The status page: Sora's current status, plans and prices, partners, the timeline
+of confirmed changes (newest first, each fact with since and until) and the latest
+alerts, each with links to its sources, in Arabic or English."""
 
 from __future__ import annotations
 
@@ -125,6 +126,12 @@ def clean_state(current: dict[str, Any]) -> dict[str, Any]:
          "until": e.get("until")}
         for e in [*(ended.get("pricing") or ()), *(ended.get("partners") or ())]
     ]  # fmt: skip
+    timeline = [
+        {"topic": e.get("topic") or "", "before": e.get("before"), "after": e.get("after") or {},
+         "since": e.get("since"), "until": e.get("until"),
+         "evidence": clean_sources(e.get("evidence"))}
+        for e in (current.get("timeline") or ())[:TIMELINE]
+    ]  # fmt: skip
     reported = [
         {"topic": r.get("topic"), "after": r.get("after") or {},
          "publishers": [clean_text(x.get("publisher")) for x in r.get("reports") or ()]}
@@ -135,6 +142,7 @@ def clean_state(current: dict[str, Any]) -> dict[str, Any]:
         "pricing": pricing,
         "partners": partners,
         "ended": gone,
+        "timeline": timeline,
         "reported": reported,
         "counts": {k: counts.get(k, 0) for k in ("items", "stories", "alerts")},
     }

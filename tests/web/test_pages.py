@@ -8,10 +8,13 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from sorawatch.events import EventLog
+from sorawatch.events import Event, EventLog
+from sorawatch.projections import apply
 from sorawatch.web.security import CSP
 from sorawatch.web.view import negotiate
-from tests.web.seed import EVIL_URL, seed
+from tests.conftest import REPO
+from tests.web.seed import EVIL_URL, seed, source
+from watcher.lexicon import STATUSES
 
 HTML = {"accept": "text/html"}
 
@@ -76,7 +79,7 @@ def test_status_page_shows_state_timeline_and_sources(client: TestClient, log: E
     assert "متاح للجميع" in ar
     assert "سبتمبر" in ar  # Babel's Arabic month name
     assert "ديسمبر" in ar
-    assert "شراكة سورا: Disney" in ar
+    assert "شراكة سورا: \u2068Disney\u2069" in ar  # a Latin name isolated in Arabic
     assert "الأخبار المرصودة" in ar
     # The original Arabic headline keeps its own language and direction.
     assert 'lang="ar" dir="rtl">أوبن إيه آي تطلق سورا 2 للجميع' in ar
@@ -188,3 +191,70 @@ def test_404_language_switch_stays_on_the_site(client: TestClient) -> None:
         switch = re.search(r'<a class="switch" href="([^"]*)"', page.text)
         assert switch is not None
         assert switch.group(1) == "?x=1&amp;lang=ar"
+
+
+def _between(text: str, start: str, end: str) -> str:
+    return text[text.index(start) : text.index(end, text.index(start))]
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_status_page_tells_the_story_of_confirmed_changes(
+    client: TestClient, log: EventLog, lang: str
+) -> None:
+    """The timeline of confirmed changes: newest first, each with its date, topic,
+    before → after, since and until, and its sources; names isolated in Arabic."""
+    seed(log)
+    base = {"before": None, "evidence": source("https://www.theverge.com/plus", "Plus for Sora", "The Verge")}  # fmt: skip
+    for n, (topic, before, after, since) in enumerate([
+        ("pricing", {"plan": "Pro", "amount": 200, "currency": "USD", "period": "month"},
+         {"plan": "Pro", "amount": 250, "currency": "USD", "period": "month"}, "2025-11-02T10:00:00Z"),
+        ("status", {"value": "released", "version": "Sora 2"},
+         {"value": "paused", "version": "Sora 2"}, "2025-12-20T10:00:00Z"),
+    ]):  # fmt: skip
+        data = {**base, "topic": topic, "before": before, "after": after, "since": since}
+        event = Event.new("state.changed", data, topic, 10 + n)
+        log.append(event)
+        apply(log.redis, log.keys, event)
+    body = client.get(f"/?lang={lang}").text
+    changes = _between(body, '<section id="changes"', "</section>")
+    items = changes.split('<li class="change"')[1:]
+    assert [i.split('datetime="', 1)[1][:10] for i in items] == [
+        "2025-12-20", "2025-11-02", "2025-09-30", "2025-09-30", "2025-09-30",
+    ]  # fmt: skip
+    paused, repriced = items[0], items[1]
+    released = next(i for i in items if 'data-topic="status"' in i and i is not paused)
+    if lang == "en":
+        assert "Sora status: Released (Sora 2) → Paused (Sora 2)" in paused
+        assert "Since \u206820 December 2025\u2069, still in force" in paused
+        assert "Sora pricing: Pro $200/month → $250/month" in repriced
+        # The release was in force until the pause.
+        assert "From \u206830 September 2025\u2069 until \u206820 December 2025\u2069" in released
+    else:
+        assert "متاح للجميع (\u2068Sora 2\u2069) ← متوقف مؤقتًا (\u2068Sora 2\u2069)" in paused
+        assert "ديسمبر" in paused
+        assert "\u2068Pro\u2069" in repriced  # the plan's Latin name, isolated
+        assert "من \u206830 سبتمبر 2025\u2069 حتى \u206820 ديسمبر 2025\u2069" in released
+    assert 'href="https://www.theverge.com/plus"' in repriced
+    # The status now is paused, and says so in its colour's hook.
+    assert 'class="status-value" data-status="paused"' in body
+
+
+def test_status_colours_mean_something() -> None:
+    """Green only for released / expanded / new version; paused and delayed amber,
+    discontinued grey, announced / preview / limited a neutral blue."""
+    css = (REPO / "templates" / "web" / "static" / "style.css").read_text("utf-8")
+    colours = dict(re.findall(r"--(\w+): (#[0-9a-f]{6});", css))
+    rules = re.findall(
+        r"((?:\.status-value\[data-status=\"\w+\"\],?\s*)+)\{ color: var\(--(\w+)\); \}", css
+    )
+    tone = {
+        status: name
+        for selectors, name in rules
+        for status in re.findall(r'data-status="(\w+)"', selectors)
+    }
+    assert {s: tone.get(s) for s in STATUSES} == {
+        "announced": "neutral", "research_preview": "neutral", "limited_access": "neutral",
+        "delayed": "wait", "released": "good", "new_version": "good", "expanded": "good",
+        "paused": "wait", "discontinued": "gone",
+    }  # fmt: skip
+    assert len({colours["good"], colours["neutral"], colours["wait"], colours["gone"]}) == 4

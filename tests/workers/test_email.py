@@ -65,7 +65,8 @@ def test_each_language_gets_one_right_email(
     en = smtp.to("en@example.test")[0]
     assert en["Subject"] == "Sora pricing: ChatGPT Plus $20/month"
     ar = smtp.to("ar@example.test")[0]
-    assert str(ar["Subject"]).startswith("أسعار سورا: ChatGPT Plus")
+    # One right-to-left block (RLM, FSI ... PDI), the plan's name isolated inside it.
+    assert str(ar["Subject"]).startswith("\u200f\u2068أسعار سورا: \u2068ChatGPT Plus\u2069")
     both = smtp.to("both@example.test")[0]
     assert "أسعار سورا" in str(both["Subject"])
     assert "Sora pricing" in str(both["Subject"])

@@ -13,6 +13,7 @@ One difference on purpose: ``List-Unsubscribe`` is written as the plain
 ``<https://…>`` RFC 2369 asks for; the ``email`` package folds a long URL into
 RFC 2047 encoded-words there, which mail clients do not decode in that header.
 Recipients or URLs that are not ASCII take the ``compose`` path (``fits``).
+Subject, Content-Type and List-Unsubscribe are folded by ``workers.mail.headers``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from email.utils import format_datetime, parseaddr
 
 from sorawatch import clock
 from workers.mail.base import RawMessage
+from workers.mail.headers import fold
 
 _CRLF = b"\r\n"
 
@@ -51,8 +53,7 @@ class MailTemplate:
     ) -> None:
         head = EmailMessage(policy=policy.SMTP)
         head["From"] = sender
-        head["Subject"] = subject
-        self._head = head.as_bytes().split(_CRLF + _CRLF, 1)[0] + _CRLF
+        self._head = head.as_bytes().split(_CRLF + _CRLF, 1)[0] + _CRLF + fold("Subject", subject)
         self._list = f"List-Id: {list_id}\r\n".encode("ascii")
         self.sender = parseaddr(sender)[1]
         self.subject = subject
@@ -76,11 +77,12 @@ class MailTemplate:
             f"To: {recipient}\r\nDate: {date}\r\nMessage-ID: <{message_id}@{self._domain}>\r\n"
         ).encode("ascii")
         tail = (
-            f"List-Unsubscribe: <{unsubscribe}>\r\n"
-            "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
-            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
-        ).encode("ascii")
+            fold("List-Unsubscribe", f"<{unsubscribe}>")
+            + b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+            b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+            + fold("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+            + _CRLF
+        )
         parts = []
         for subtype, body in (("plain", self.text), ("html", self.html)):
             parts.append(
