@@ -276,13 +276,12 @@ def subject(contents: Contents, langs: Sequence[str]) -> str:
         if timing.digest:
             day = render.format_day(contents.end, timing.tz, lang)
             count = render.format_count("digest.updates", n, lang)
-            parts.append(
-                render.phrase(f"subject.digest_{timing.cadence}", lang, date=day, count=count)
-            )
+            line = render.phrase(f"subject.digest_{timing.cadence}", lang, date=day, count=count)
         else:
             day = render.format_day(_first_held(contents), timing.tz, lang)
             count = render.format_count("digest.more", n, lang)
-            parts.append(render.phrase("subject.digest_more", lang, date=day, count=count))
+            line = render.phrase("subject.digest_more", lang, date=day, count=count)
+        parts.append(render.line(line, lang))  # an Arabic part: one right-to-left block
     return " | ".join(parts)
 
 

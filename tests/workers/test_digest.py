@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from sorawatch import clock, schedule
+from sorawatch import clock, render, schedule
 from sorawatch.errors import ValidationError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
@@ -191,7 +191,8 @@ def test_a_weekly_arabic_digest_reads_right_to_left_with_arabic_plurals(
     assert smtp.to("weekly@example.test") == []
     work(settings, redis, "2026-12-07T08:00:00Z")
     [digest] = smtp.to("weekly@example.test")
-    assert digest["Subject"] == "ملخص سورا الأسبوعي حتى 7 ديسمبر 2026: 3 تحديثات"
+    # One isolated right-to-left block, so a left-to-right client keeps its order.
+    assert digest["Subject"] == render.line("ملخص سورا الأسبوعي حتى 7 ديسمبر 2026: 3 تحديثات", "ar")
     html = digest.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert 'dir="rtl"' in html
     assert "ما الذي تغيّر" in html
