@@ -109,7 +109,7 @@ def _on_merged(redis: Redis, keys: Keys, event: Event) -> None:
     if not ids or not d.get("url"):
         return
     source: Source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
-              "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
+                      "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
     for alert_id in ids:
         record = get(redis, keys, alert_id)
         sources = (record or {}).get("sources") or []
