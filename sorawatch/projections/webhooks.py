@@ -280,7 +280,7 @@ def _on_disabled(redis: Redis, keys: Keys, event: Event) -> None:
     hook = get(redis, keys, d["webhook_id"])
     if hook is None:
         return
-    changes: dict[str, Any] = {"active": False, "disabled_reason": d["reason"]}
+    changes = {"active": False, "disabled_reason": d["reason"]}
     failing_since = d.get("failing_since")
     if failing_since:
         changes["failing_since"] = failing_since
