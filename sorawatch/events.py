@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from redis import Redis
 from redis.exceptions import WatchError
@@ -39,6 +39,9 @@ class EventType:
 
 
 REGISTRY: dict[str, EventType] = {}
+
+# The typed data of each type is in `sorawatch.event_data` (its `DATA` maps type → TypedDict).
+T = TypeVar("T")
 
 
 def register(name: str, version: int = 1, required: Iterable[str] = ()) -> EventType:
@@ -95,21 +98,37 @@ class Event:
     at: str = field(default_factory=utcnow)
 
     @classmethod
-    def new(cls, type_: str, data: dict[str, Any], *identity: Any, at: str | None = None) -> Event:
+    def new(
+        cls, type_: str, data: Mapping[str, Any], *identity: Any, at: str | None = None
+    ) -> Event:
         """A validated event of a registered type; its id derives from ``identity``
-        (or from the data itself when no identity is given)."""
+        (or from the data itself when no identity is given).
+
+        ``data`` is typically one of `sorawatch.event_data`'s TypedDicts (a plain dict
+        at run time); it is kept as given, not copied.
+        """
         kind = REGISTRY.get(type_)
         if kind is None:
             raise EventError(f"{type_}: unknown event type")
         event = cls(
             id=event_id(type_, *(identity or (data,))),
             type=type_,
-            data=data,
+            data=cast(dict[str, Any], data),
             v=kind.version,
             at=at or utcnow(),
         )
         event.validate()
         return event
+
+    def data_as(self, kind: Callable[..., T]) -> T:
+        """The data as ``kind``, the TypedDict of this event's type (see
+        `sorawatch.event_data`), so mypy checks the keys a reader uses.
+
+        A cast, not a conversion: the log is the source of truth, and `validate` has
+        already checked the keys every version of the type carries. (``kind`` is typed
+        as a callable because mypy does not take a TypedDict class for ``type[T]``.)
+        """
+        return cast(T, self.data)
 
     def validate(self) -> None:
         """Raise EventError if the type is unknown or data lacks a required key."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from redis import Redis
 
 from sorawatch import clock
+from sorawatch.event_data import ItemRevised, ItemSeen
 from sorawatch.events import Event, Job
 from sorawatch.keys import Keys
 from sorawatch.store import text
@@ -166,7 +167,7 @@ def item_event(
     The id derives from feed URL, item key and content hash, so every watcher that
     sees this version of this item builds the same event.
     """
-    data: dict[str, Any] = {
+    data: ItemSeen = {
         "feed": feed_url,
         "source": item.source,
         "item_key": item.key,
@@ -183,8 +184,8 @@ def item_event(
     if official:
         data["official"] = True
     if previous is not None and previous != item.content_hash:
-        data["previous_hash"] = previous
-        return Event.new("item.revised", data, feed_url, item.key, item.content_hash)
+        revised = ItemRevised(**data, previous_hash=previous)
+        return Event.new("item.revised", revised, feed_url, item.key, item.content_hash)
     return Event.new("item.seen", data, feed_url, item.key, item.content_hash)
 
 

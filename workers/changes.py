@@ -42,6 +42,17 @@ from redis.exceptions import LockError
 
 from sorawatch import metrics
 from sorawatch.errors import EventError, SorawatchError
+from sorawatch.event_data import (
+    AlertRaised,
+    ChangeReported,
+    Evidence,
+    ItemSeen,
+    Source,
+    StateChanged,
+    StoryFiled,
+    StoryMerged,
+    Told,
+)
 from sorawatch.events import Event, EventLog, Job, event_id, utcnow
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, apply, state, stories
@@ -102,14 +113,17 @@ def _process(
     previous = _decision(log, item_id)
     if previous is not None:
         # A re-run: the decision is in the log; make sure it is applied, decide nothing.
-        _apply(redis, keys, [previous, *(e for e in map(log.get, previous.data["follow"]) if e)])
+        follow = previous.data_as(StoryFiled)["follow"]
+        _apply(redis, keys, [previous, *(e for e in map(log.get, follow) if e)])
         return "done"
     apply(redis, keys, item)
     batch = decide(redis, keys, item, workers, now)
     log.append_many(batch)
     _apply(redis, keys, [e for e, _ in batch])
     decision = batch[0][0]
-    return "started" if decision.type == "story.started" else f"merged:{decision.data['level']}"
+    if decision.type == "story.started":
+        return "started"
+    return f"merged:{decision.data_as(StoryMerged)['level']}"
 
 
 def _decision(log: EventLog, item_id: str) -> Event | None:
@@ -142,7 +156,7 @@ def decide(
     Judgement happens here and in the pure rules it calls (`workers.state.fold`,
     `workers.corroborate.confirmed_by`); Redis is only read.
     """
-    d = item.data
+    d = item.data_as(ItemSeen)  # or ItemRevised, which only adds previous_hash
     seen = epoch(item.at)
     published = epoch(d.get("published")) or seen
     dated = bool(epoch(d.get("published")))
@@ -150,8 +164,10 @@ def decide(
     quiet = bool(d.get("baseline")) or seen - published > workers.max_age_days * DAY
     match = dedupe.find(redis, keys, d, seen, workers.window_days)
     story = match.story if match else "st_" + digest(item.id, 24)
-    evidence = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
-                "lang": d.get("lang"), "at": item.at}  # fmt: skip
+    evidence: Evidence = {
+        "url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
+        "lang": d.get("lang"), "at": item.at,
+    }  # fmt: skip
     facts = d.get("facts") or {}
     report = Report(
         publisher=d.get("source"), official=bool(d.get("official")), story=story,
@@ -159,7 +175,7 @@ def decide(
     )  # fmt: skip
 
     follow: list[tuple[Event, list[Job]]] = []
-    confirmed: dict[str, list[dict[str, Any]]] = {}  # alert story → its confirmed changes
+    confirmed: dict[str, list[Told]] = {}  # alert story → its confirmed changes
     reported: list[Change] = []
     generations: dict[str, int] = {}
     for change in fold(snapshot(redis, keys), facts, asof, dated):
@@ -173,7 +189,7 @@ def decide(
         generations[change.topic] = gen + 1
         first_story = str((earlier or {}).get("story") or story)
         proof = [r["evidence"] for r in (earlier or {}).get("reports") or [] if r.get("evidence")]
-        data = {
+        data: StateChanged = {
             "topic": change.topic, "key": change.key, "before": change.before,
             "after": change.after, "since": iso(asof), "dated": dated, "evidence": evidence,
             "evidence_all": [*proof, evidence], "confirmed_by": by, "claims": [change.claim],
@@ -181,7 +197,7 @@ def decide(
         }  # fmt: skip
         follow.append((Event.new("state.changed", data, change.topic, gen, change.signature), []))
         if not quiet:
-            told = {"topic": change.topic, "key": change.key, "before": change.before,
+            told: Told = {"topic": change.topic, "key": change.key, "before": change.before,
                     "after": change.after, "confirmed_by": by}  # fmt: skip
             confirmed.setdefault(first_story, []).append(told)
             identity = ["change", *change.signature, gen]
@@ -197,8 +213,10 @@ def decide(
     if reported and not quiet and not confirmed:
         raised = alerts.of_story(redis, keys, story)
         if not raised:  # early subscribers hear of a story's first unconfirmed report
-            told_early = [{"topic": c.topic, "key": c.key, "before": c.before, "after": c.after,
-                           "confirmed_by": None} for c in reported]  # fmt: skip
+            told_early: list[Told] = [
+                {"topic": c.topic, "key": c.key, "before": c.before, "after": c.after,
+                 "confirmed_by": None} for c in reported
+            ]  # fmt: skip
             follow.append(_alert(redis, keys, item, story, "early", ["early", story],
                                  told_early, now, want={"email": "early"}))  # fmt: skip
 
@@ -225,8 +243,8 @@ def _fresh(earlier: dict[str, Any] | None, seen: float, days: int) -> dict[str, 
     return {**earlier, "reports": reports, "story": reports[0].get("story") or earlier.get("story")}
 
 
-def _reported(change: Change, report: Report, evidence: dict[str, Any], item: Event) -> Event:
-    data = {
+def _reported(change: Change, report: Report, evidence: Evidence, item: Event) -> Event:
+    data: ChangeReported = {
         "claim": change.claim, "topic": change.topic, "key": change.key,
         "before": change.before, "after": change.after, "since": item.at,
         "publisher": report.publisher, "story": report.story, "item_event": item.id,
@@ -246,7 +264,7 @@ def _alert(
     story: str,
     kind: str,
     identity: list[Any],
-    changes: list[dict[str, Any]],
+    changes: list[Told],
     now: str,
     want: dict[str, str],
 ) -> tuple[Event, list[Job]]:
@@ -255,13 +273,19 @@ def _alert(
     ``want`` says which channels it goes to and the subscription kind each channel's
     recipients must want (``change``, ``news``, ``early``).
     """
-    d = item.data
-    source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
-              "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
+    d = item.data_as(ItemSeen)
+    source: Source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
+                      "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
     record = stories.get(redis, keys, story) or {}
     earlier = record.get("sources") or []
     sources = [
-        {k: s.get(k) for k in ("url", "title", "publisher", "lang", "published")}
+        Source(
+            url=s.get("url"),
+            title=s.get("title"),
+            publisher=s.get("publisher"),
+            lang=s.get("lang"),
+            published=s.get("published"),
+        )
         for s in earlier
         if s.get("url") != source["url"]
     ]
@@ -270,7 +294,7 @@ def _alert(
     # The alert id is the alert.raised event id's hash: both derive from the identity.
     alert_id = "al_" + event_id("alert.raised", *identity).split(":", 1)[1][:24]
     first = record or {"title": d.get("title"), "lang": d.get("lang"), "summary": d.get("summary")}
-    data: dict[str, Any] = {
+    data: AlertRaised = {
         "alert_id": alert_id, "topic": main["topic"], "kind": kind,
         "topics": list(dict.fromkeys(c["topic"] for c in ordered)),
         "before": main["before"], "after": main["after"], "changes": ordered,

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch.event_data import ItemSeen
 from sorawatch.keys import Keys
 from sorawatch.projections import stories
 from sorawatch.projections._common import loads, text
@@ -47,7 +48,7 @@ def same_item(redis: Redis, keys: Keys, url: str | None, item_key: str | None) -
 
 
 def same_story(
-    redis: Redis, keys: Keys, data: dict[str, Any], seen: float, window_days: int
+    redis: Redis, keys: Keys, data: ItemSeen, seen: float, window_days: int
 ) -> str | None:
     """The story, in the item's language and window, whose text is near-identical."""
     title_words = tokens(data.get("title"))
@@ -102,9 +103,7 @@ def same_event(
     return min(found.items(), key=lambda kv: (kv[1], kv[0]))[0]
 
 
-def find(
-    redis: Redis, keys: Keys, data: dict[str, Any], seen: float, window_days: int
-) -> Match | None:
+def find(redis: Redis, keys: Keys, data: ItemSeen, seen: float, window_days: int) -> Match | None:
     """The first level at which the item is a copy of an earlier story, or None (new story)."""
     story = same_item(redis, keys, data.get("url"), data.get("item_key"))
     if story:

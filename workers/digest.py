@@ -219,7 +219,7 @@ def wants(sub: Subscriber, alert: Mapping[str, Any]) -> bool:
     """Whether ``sub`` hears of ``alert`` by mail at all (at once or in a digest)."""
     if alert.get("baseline"):
         return False
-    kind = wanted(dict(alert)).get("email")
+    kind = wanted(alert).get("email")
     topics = alert.get("topics") or [alert.get("topic")]
     return kind is not None and any(sub.wants(str(t), kind) for t in topics)
 

@@ -13,7 +13,7 @@ address, ~30 bytes a subscriber, for 30 days).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from redis import Redis
@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 
 from sorawatch import metrics
 from sorawatch.errors import EventError
+from sorawatch.event_data import AlertRaised
 from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers, webhooks
@@ -52,7 +53,7 @@ def chunks(pages: Iterable[list[str]], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def wanted(alert: dict[str, Any]) -> dict[str, str]:
+def wanted(alert: Mapping[str, Any]) -> dict[str, str]:
     """Channel → the subscription kind its recipients must want. Alerts from before
     story alerts name one kind for both channels."""
     want = alert.get("want")
@@ -61,7 +62,7 @@ def wanted(alert: dict[str, Any]) -> dict[str, str]:
     return {"email": str(alert["kind"]), "webhook": str(alert["kind"])}
 
 
-def make_plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str, Any]:
+def make_plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[str, Any]:
     """The recipients of an alert, batched: ``{"email": [[...], ...], "webhook": [...]}``.
 
     A recipient wanting any of the alert's topics (and the channel's kind) gets it once.
@@ -84,7 +85,7 @@ def make_plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dic
     }
 
 
-def plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str, Any]:
+def plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[str, Any]:
     """The alert's batch plan: made and stored once, read back ever after."""
     key = plan_key(keys, str(alert["alert_id"]))
     stored = redis.get(key)
@@ -100,7 +101,7 @@ def plan(redis: Redis, keys: Keys, alert: dict[str, Any], size: int) -> dict[str
 FUNCS = {"email": "workers.email.deliver_email", "webhook": "workers.webhook.deliver_webhooks"}
 
 
-def fan_out_alert(log: EventLog, alert: dict[str, Any], settings: Settings) -> dict[str, int]:
+def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict[str, int]:
     """Enqueue the batch jobs of one alert, once; returns recipients per channel
     (zeros when an earlier run already did it). Writes the plan, the jobs, metrics."""
     redis, keys = log.redis, log.keys
@@ -143,4 +144,4 @@ def fan_out(alert_event_id: str) -> dict[str, int]:
     event = rt.log.get(alert_event_id)
     if event is None or event.type != "alert.raised":
         raise EventError(f"{alert_event_id}: not an alert.raised event in the log")
-    return fan_out_alert(rt.log, dict(event.data), rt.settings)
+    return fan_out_alert(rt.log, event.data_as(AlertRaised), rt.settings)

@@ -22,6 +22,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch.event_data import AlertRaised, Source, StoryMerged
 from sorawatch.events import Event
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import handles
@@ -82,17 +83,18 @@ def count(redis: Redis, keys: Keys, topic: str | None = None) -> int:
 
 @handles("alert.raised")
 def _on_raised(redis: Redis, keys: Keys, event: Event) -> None:
-    record = dict(event.data)
+    record = event.data_as(AlertRaised)
     alert_id = record["alert_id"]
     score = epoch(record.get("raised_at") or event.at)
     with redis.pipeline() as pipe:
         pipe.set(f"{_ns(keys)}:a:{alert_id}", dumps(record))
         pipe.zadd(f"{_ns(keys)}:recent", {alert_id: score})
         pipe.zadd(f"{_ns(keys)}:topic:{record['topic']}", {alert_id: score})
-        if record.get("kind") in ("story", "update", "early"):
+        if record["kind"] in ("story", "update", "early"):
             pipe.hsetnx(f"{_ns(keys)}:story:{record['story']}", record["kind"], alert_id)
-        if record.get("kind") == "news" and record.get("signature") is not None:
-            pipe.zadd(news_key(keys, record["topic"], record["signature"]), {alert_id: score})
+        signature = record.get("signature")
+        if record["kind"] == "news" and signature is not None:
+            pipe.zadd(news_key(keys, record["topic"], signature), {alert_id: score})
         pipe.execute()
 
 
@@ -102,12 +104,12 @@ MAX_SOURCES = 30
 @handles("story.merged")
 def _on_merged(redis: Redis, keys: Keys, event: Event) -> None:
     """A later copy of a story becomes a source of the story's alerts."""
-    d = event.data
+    d = event.data_as(StoryMerged)
     ids = list(of_story(redis, keys, d["story"]).values())
     if not ids or not d.get("url"):
         return
-    source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
-              "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
+    source: Source = {"url": d.get("url"), "title": d.get("title"), "publisher": d.get("source"),
+                      "lang": d.get("lang"), "published": d.get("published")}  # fmt: skip
     for alert_id in ids:
         record = get(redis, keys, alert_id)
         sources = (record or {}).get("sources") or []

@@ -30,6 +30,7 @@ from typing import Any
 from redis import Redis
 
 from sorawatch import clock
+from sorawatch.event_data import DeliveryOutcomes, DeliveryRetried
 from sorawatch.events import Event, EventLog, Job, job_id, utcnow
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import apply, handles
@@ -309,10 +310,11 @@ def _write(
 
 @handles("delivery.succeeded", "delivery.failed", "delivery.abandoned")
 def _apply_results(redis: Redis, keys: Keys, event: Event) -> None:
-    alert_id = str(event.data["alert_id"])
-    channel = str(event.data["channel"])
+    d = event.data_as(DeliveryOutcomes)
+    alert_id = str(d["alert_id"])
+    channel = str(d["channel"])
     new_status = _STATUS[event.type]
-    results = list(event.data.get("results") or ())
+    results = list(d.get("results") or ())
     if not results:
         return
     previous, expires = _previous(
@@ -349,9 +351,10 @@ def _apply_results(redis: Redis, keys: Keys, event: Event) -> None:
 @handles("delivery.retried")
 def _apply_retried(redis: Redis, keys: Keys, event: Event) -> None:
     """A dead letter requeued by hand leaves the dead letters and waits again."""
-    alert_id = str(event.data["alert_id"])
-    channel = str(event.data["channel"])
-    recipients = [str(r) for r in event.data.get("recipients") or ()]
+    d = event.data_as(DeliveryRetried)
+    alert_id = str(d["alert_id"])
+    channel = str(d["channel"])
+    recipients = [str(r) for r in d.get("recipients") or ()]
     if not recipients:
         return
     previous, expires = _previous(redis, keys, alert_id, channel, recipients)
@@ -412,7 +415,7 @@ def retry_dead_letters(
         ordered = sorted(recipients)
         for start in range(0, len(ordered), batch_size):
             chunk = ordered[start : start + batch_size]
-            data = {"alert_id": alert, "channel": chan, "recipients": chunk}
+            data: DeliveryRetried = {"alert_id": alert, "channel": chan, "recipients": chunk}
             # Real time in the identity: a second retry is a new event even when the
             # clock stands still (SORAWATCH_NOW).
             event = Event.new("delivery.retried", data, alert, chan, chunk, real, at=now)

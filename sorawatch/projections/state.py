@@ -26,6 +26,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch.event_data import ChangeReported, Evidence, StateChanged, StoryFiled
 from sorawatch.events import Event
 from sorawatch.keys import Keys
 from sorawatch.projections import handles
@@ -146,12 +147,13 @@ def current(redis: Redis, keys: Keys) -> dict[str, Any]:
 
 @handles("state.changed")
 def _on_changed(redis: Redis, keys: Keys, event: Event) -> None:
-    d = event.data
+    d = event.data_as(StateChanged)
     ns = _ns(keys)
     if redis.sismember(f"{ns}:changes:{d['topic']}", event.id):
         return  # applied already: the timeline entries below must not move again
     topic, before, after, since = d["topic"], d.get("before"), d["after"], d["since"]
-    evidence = list(d.get("evidence_all") or ([d["evidence"]] if d.get("evidence") else []))
+    one = d.get("evidence")
+    evidence: list[Evidence] = list(d.get("evidence_all") or ([one] if one else []))
     common = {"since": since, "dated": bool(d.get("dated", False)), "evidence": evidence,
               "confirmed_by": d.get("confirmed_by")}  # fmt: skip
     key = d.get("key") or _legacy_key(topic, after)
@@ -210,7 +212,7 @@ def _timeline(
 
 
 def _end(redis: Redis, pipe: Any, ns: str, key: str, table: str, field: str, until: str,
-         evidence: list[dict[str, Any]]) -> None:  # fmt: skip
+         evidence: list[Evidence]) -> None:  # fmt: skip
     """Move one plan or partner from on offer / active to ended."""
     entry = loads(redis.hget(table, field))
     if not isinstance(entry, dict):
@@ -220,7 +222,7 @@ def _end(redis: Redis, pipe: Any, ns: str, key: str, table: str, field: str, unt
 
 
 def _shutdown(redis: Redis, pipe: Any, ns: str, line: str, since: str,
-              evidence: list[dict[str, Any]]) -> None:  # fmt: skip
+              evidence: list[Evidence]) -> None:  # fmt: skip
     """Rule ``shutdown``: the last line discontinued withdraws every plan."""
     others = [loads(v) for k, v in redis.hgetall(f"{ns}:lines").items() if text(k) != line]
     if any(o.get("value") != "discontinued" for o in others):
@@ -242,7 +244,7 @@ def _shutdown(redis: Redis, pipe: Any, ns: str, line: str, since: str,
 @handles("change.reported")
 def _on_reported(redis: Redis, keys: Keys, event: Event) -> None:
     """One more report of a change not yet confirmed."""
-    d = event.data
+    d = event.data_as(ChangeReported)
     name = f"{_ns(keys)}:reported"
     entry = loads(redis.hget(name, d["claim"])) or {
         "claim": d["claim"], "topic": d["topic"], "key": d["key"], "before": d.get("before"),
@@ -259,7 +261,7 @@ def _on_reported(redis: Redis, keys: Keys, event: Event) -> None:
 @handles("story.started", "story.merged")
 def _on_report(redis: Redis, keys: Keys, event: Event) -> None:
     """A report repeating what the state says becomes evidence for it."""
-    d = event.data
+    d = event.data_as(StoryFiled)
     facts = d.get("facts") or {}
     evidence = d.get("evidence")
     if not facts or not evidence:
@@ -307,7 +309,7 @@ def amount_text(amount: Any) -> str:
         return norm(str(amount))
 
 
-def _add(entry: dict[str, Any], evidence: dict[str, Any]) -> bool:
+def _add(entry: dict[str, Any], evidence: Evidence) -> bool:
     items = entry.setdefault("evidence", [])
     if any(e.get("url") == evidence.get("url") for e in items) or len(items) >= MAX_EVIDENCE:
         return False

@@ -23,6 +23,7 @@ from typing import Any
 
 from redis import Redis
 
+from sorawatch.event_data import StoryFiled, StoryMerged, StoryStarted
 from sorawatch.events import Event
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import handles
@@ -90,14 +91,15 @@ def _on_item(redis: Redis, keys: Keys, event: Event) -> None:
     redis.sadd(f"{_ns(keys)}:items", event.id)
 
 
-def _index(pipe: Any, keys: Keys, story: str, d: dict[str, Any], score: float) -> None:
+def _index(pipe: Any, keys: Keys, story: str, d: StoryFiled, score: float) -> None:
     """Point the item's URL, key, text buckets and facts at ``story``."""
     item = d["item_event"]
     pipe.set(f"{_ns(keys)}:of:{item}", story)
-    if d.get("url"):
-        pipe.set(url_key(keys, d["url"]), story, nx=True)
-    if d.get("item_key"):
-        pipe.set(item_key(keys, d["item_key"]), story, nx=True)
+    url, key = d.get("url"), d.get("item_key")
+    if url:
+        pipe.set(url_key(keys, url), story, nx=True)
+    if key:
+        pipe.set(item_key(keys, key), story, nx=True)
     title_words = tokens(d.get("title"))
     body_words = tokens(d.get("title"), d.get("summary"))
     lang = d.get("lang") or "en"
@@ -113,7 +115,7 @@ def _index(pipe: Any, keys: Keys, story: str, d: dict[str, Any], score: float) -
         pipe.zadd(fact_key(keys, sig), {story: score}, nx=True)
 
 
-def _source(d: dict[str, Any], level: str | None) -> dict[str, Any]:
+def _source(d: StoryFiled, level: str | None) -> dict[str, Any]:
     return {
         "item_event": d["item_event"], "url": d.get("url"), "title": d.get("title"),
         "publisher": d.get("source"), "lang": d.get("lang"), "published": d.get("published"),
@@ -123,7 +125,7 @@ def _source(d: dict[str, Any], level: str | None) -> dict[str, Any]:
 
 @handles("story.started")
 def _on_started(redis: Redis, keys: Keys, event: Event) -> None:
-    d = event.data
+    d = event.data_as(StoryStarted)
     story = d["story"]
     score = epoch(d.get("seen_at") or event.at)
     record = {
@@ -142,7 +144,7 @@ def _on_started(redis: Redis, keys: Keys, event: Event) -> None:
 
 @handles("story.merged")
 def _on_merged(redis: Redis, keys: Keys, event: Event) -> None:
-    d = event.data
+    d = event.data_as(StoryMerged)
     story = d["story"]
     record = get(redis, keys, story)
     score = epoch(d.get("seen_at") or event.at)

@@ -29,6 +29,13 @@ from redis import Redis
 
 from sorawatch import clock, schedule
 from sorawatch.errors import ValidationError
+from sorawatch.event_data import (
+    SubscriberConfirmed,
+    SubscriberRequested,
+    SubscriberTokensRevoked,
+    SubscriberUnsubscribed,
+    SubscriberUpdated,
+)
 from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, handles
@@ -341,6 +348,7 @@ def confirm(log: EventLog, email: str) -> Subscriber | None:
         return sub
     now = utcnow()
     at = sub.requested_at
+    confirmed = SubscriberConfirmed(email=address, confirmed_at=now)
     if loads(redis.get(keys.pending(address))):
         data = {
             "email": address, "lang": sub.lang, "topics": list(sub.topics),
@@ -348,9 +356,7 @@ def confirm(log: EventLog, email: str) -> Subscriber | None:
             **{k: v for k, v in sub.to_dict().items() if k in _SCHEDULE[:-1]},
         }  # fmt: skip
         asked = Event.new("subscriber.requested", data, address, at, at=at)
-        done = Event.new(
-            "subscriber.confirmed", {"email": address, "confirmed_at": now}, address, at
-        )
+        done = Event.new("subscriber.confirmed", confirmed, address, at)
         # Ids derive from the request: a second click (or a race) appends nothing.
         log.append_many([(asked, ()), (done, ())])
         apply(redis, keys, asked)
@@ -359,7 +365,7 @@ def confirm(log: EventLog, email: str) -> Subscriber | None:
     else:  # a pending subscriber from a log written before requests were kept aside
         _write(
             log,
-            Event.new("subscriber.confirmed", {"email": address, "confirmed_at": now}, address, at),
+            Event.new("subscriber.confirmed", confirmed, address, at),
         )
     return get(redis, keys, address)
 
@@ -377,7 +383,7 @@ def unsubscribe(log: EventLog, email: str) -> bool:
     now = utcnow()
     event = Event.new(
         "subscriber.unsubscribed",
-        {"email": address, "unsubscribed_at": now},
+        SubscriberUnsubscribed(email=address, unsubscribed_at=now),
         address,
         sub.requested_at,
     )
@@ -424,7 +430,11 @@ def revoke_tokens(log: EventLog, email: str) -> bool:
         return False
     now = utcnow()
     event = Event.new(
-        "subscriber.tokens_revoked", {"email": address, "revoked_at": now}, address, now, at=now
+        "subscriber.tokens_revoked",
+        SubscriberTokensRevoked(email=address, revoked_at=now),
+        address,
+        now,
+        at=now,
     )
     _write(log, event)
     return True
@@ -463,9 +473,15 @@ def _store(redis: Redis, keys: Keys, old: Subscriber | None, new: Subscriber) ->
         pipe.execute()
 
 
+def _timing(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The schedule an event's data carries: ``cadence``, ``tz``, ``hour``,
+    ``max_per_day``, each only when given (older events carry none)."""
+    return {k: d[k] for k in _SCHEDULE[:-1] if k in d}
+
+
 @handles("subscriber.requested")
 def _on_requested(redis: Redis, keys: Keys, event: Event) -> None:
-    d = event.data
+    d = event.data_as(SubscriberRequested)
     old = get(redis, keys, d["email"])
     confirmed = bool(d.get("confirmed"))
     new = Subscriber(
@@ -476,23 +492,24 @@ def _on_requested(redis: Redis, keys: Keys, event: Event) -> None:
         status="confirmed" if confirmed else "pending",
         requested_at=d.get("requested_at") or event.at,
         confirmed_at=(d.get("requested_at") or event.at) if confirmed else None,
-        **{k: d[k] for k in _SCHEDULE[:-1] if k in d},
+        **_timing(d),
     )
     _store(redis, keys, old, new)
 
 
 @handles("subscriber.confirmed")
 def _on_confirmed(redis: Redis, keys: Keys, event: Event) -> None:
-    old = get(redis, keys, event.data["email"])
+    d = event.data_as(SubscriberConfirmed)
+    old = get(redis, keys, d["email"])
     if old is None or old.status == "unsubscribed":
         return
-    at = event.data.get("confirmed_at") or event.at
+    at = d.get("confirmed_at") or event.at
     _store(redis, keys, old, _replace(old, status="confirmed", confirmed_at=at))
 
 
 @handles("subscriber.unsubscribed")
 def _on_unsubscribed(redis: Redis, keys: Keys, event: Event) -> None:
-    old = get(redis, keys, event.data["email"])
+    old = get(redis, keys, event.data_as(SubscriberUnsubscribed)["email"])
     if old is None:
         return
     _store(redis, keys, old, _replace(old, status="unsubscribed"))
@@ -500,7 +517,7 @@ def _on_unsubscribed(redis: Redis, keys: Keys, event: Event) -> None:
 
 @handles("subscriber.updated")
 def _on_updated(redis: Redis, keys: Keys, event: Event) -> None:
-    d = event.data
+    d = event.data_as(SubscriberUpdated)
     old = get(redis, keys, d["email"])
     if old is None:
         return
@@ -511,7 +528,7 @@ def _on_updated(redis: Redis, keys: Keys, event: Event) -> None:
         changes["topics"] = tuple(d["topics"])
     if "kinds" in d:
         changes["kinds"] = tuple(d["kinds"])
-    changes.update({k: d[k] for k in _SCHEDULE[:-1] if k in d})
+    changes.update(_timing(d))
     if changes.get("cadence", old.cadence) != old.cadence:
         changes["cadence_since"] = event.at
     _store(redis, keys, old, _replace(old, **changes))
@@ -523,7 +540,8 @@ def _replace(sub: Subscriber, **changes: Any) -> Subscriber:
 
 @handles("subscriber.tokens_revoked")
 def _on_tokens_revoked(redis: Redis, keys: Keys, event: Event) -> None:
-    old = get(redis, keys, event.data["email"])
+    d = event.data_as(SubscriberTokensRevoked)
+    old = get(redis, keys, d["email"])
     if old is None or old.status == "pending":
         return
-    _store(redis, keys, old, _replace(old, tokens_after=event.data["revoked_at"]))
+    _store(redis, keys, old, _replace(old, tokens_after=d["revoked_at"]))

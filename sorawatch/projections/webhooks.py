@@ -21,6 +21,7 @@ from redis import Redis
 
 from sorawatch import clock
 from sorawatch.errors import ValidationError
+from sorawatch.event_data import WebhookDisabled, WebhookEnabled, WebhookRegistered, WebhookRemoved
 from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, handles
@@ -195,7 +196,7 @@ def register(
     key = check_secret(secret) if secret is not None else new_secret()
     webhook_id = "wh_" + _random.token_hex(12)
     now = utcnow()
-    data = {
+    data: WebhookRegistered = {
         "webhook_id": webhook_id, "url": checked, "lang": lang_, "topics": list(topics_),
         "kinds": list(kinds_), "created_at": now,
     }  # fmt: skip
@@ -217,7 +218,7 @@ def disable(
     if not hook.active and hook.disabled_reason == reason:
         return hook
     now = utcnow()
-    data = {"webhook_id": webhook_id, "reason": reason, "failing_since": failing_since}
+    data = WebhookDisabled(webhook_id=webhook_id, reason=reason, failing_since=failing_since)
     # Real time in the identity: disabling again is a new event even when the clock
     # stands still (SORAWATCH_NOW); the same in `enable` and in subscribers' `update`.
     _write(log, Event.new("webhook.disabled", data, webhook_id, clock.real_iso(), at=now))
@@ -232,7 +233,7 @@ def enable(log: EventLog, webhook_id: str) -> Webhook | None:
     if hook.active:
         return hook
     now = utcnow()
-    data = {"webhook_id": webhook_id}
+    data: WebhookEnabled = {"webhook_id": webhook_id}
     _write(log, Event.new("webhook.enabled", data, webhook_id, clock.real_iso(), at=now))
     return get(log.redis, log.keys, webhook_id)
 
@@ -241,7 +242,7 @@ def remove(log: EventLog, webhook_id: str) -> bool:
     """Delete an endpoint and its secret; False when unknown. Appends ``webhook.removed``."""
     if get(log.redis, log.keys, webhook_id) is None:
         return False
-    _write(log, Event.new("webhook.removed", {"webhook_id": webhook_id}, webhook_id))
+    _write(log, Event.new("webhook.removed", WebhookRemoved(webhook_id=webhook_id), webhook_id))
     log.redis.hdel(log.keys.webhook_secrets, webhook_id)
     return True
 
@@ -264,7 +265,7 @@ def _store(redis: Redis, keys: Keys, hook: Webhook, score: float | None = None) 
 
 @handles("webhook.registered")
 def _on_registered(redis: Redis, keys: Keys, event: Event) -> None:
-    d = event.data
+    d = event.data_as(WebhookRegistered)
     hook = Webhook(
         id=d["webhook_id"], url=d["url"], lang=d["lang"], topics=tuple(d["topics"]),
         kinds=tuple(d["kinds"]), active=True, disabled_reason=None,
@@ -275,18 +276,20 @@ def _on_registered(redis: Redis, keys: Keys, event: Event) -> None:
 
 @handles("webhook.disabled")
 def _on_disabled(redis: Redis, keys: Keys, event: Event) -> None:
-    hook = get(redis, keys, event.data["webhook_id"])
+    d = event.data_as(WebhookDisabled)
+    hook = get(redis, keys, d["webhook_id"])
     if hook is None:
         return
-    changes = {"active": False, "disabled_reason": event.data["reason"]}
-    if event.data.get("failing_since"):
-        changes["failing_since"] = event.data["failing_since"]
+    changes = {"active": False, "disabled_reason": d["reason"]}
+    failing_since = d.get("failing_since")
+    if failing_since:
+        changes["failing_since"] = failing_since
     _store(redis, keys, Webhook.from_dict({**hook.to_dict(), **changes}))
 
 
 @handles("webhook.enabled")
 def _on_enabled(redis: Redis, keys: Keys, event: Event) -> None:
-    hook = get(redis, keys, event.data["webhook_id"])
+    hook = get(redis, keys, event.data_as(WebhookEnabled)["webhook_id"])
     if hook is None:
         return
     changes = {"active": True, "disabled_reason": None, "failing_since": None}
@@ -295,7 +298,7 @@ def _on_enabled(redis: Redis, keys: Keys, event: Event) -> None:
 
 @handles("webhook.removed")
 def _on_removed(redis: Redis, keys: Keys, event: Event) -> None:
-    webhook_id = event.data["webhook_id"]
+    webhook_id = event.data_as(WebhookRemoved)["webhook_id"]
     with redis.pipeline() as pipe:
         pipe.delete(f"{_ns(keys)}:w:{webhook_id}")
         pipe.zrem(f"{_ns(keys)}:all", webhook_id)

@@ -6,7 +6,7 @@ import pytest
 from redis import Redis
 
 from sorawatch.errors import EventError, ValidationError
-from sorawatch.events import REGISTRY, Event, EventLog, register
+from sorawatch.events import REGISTRY, Event, EventLog, EventType
 from sorawatch.projections import alerts, apply, subscribers, webhooks
 
 
@@ -89,8 +89,10 @@ def test_alerts_recent_newest_first_and_by_topic(redis: Redis) -> None:
     assert alerts.get(redis, log.keys, "nope") is None
 
 
-def test_apply_refuses_an_event_no_projection_handles(redis: Redis) -> None:
-    if "test.unhandled" not in REGISTRY:
-        register("test.unhandled", 1, ())
+def test_apply_refuses_an_event_no_projection_handles(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Registered for this test only: the registry is the product's list of types.
+    monkeypatch.setitem(REGISTRY, "test.unhandled", EventType("test.unhandled", 1, ()))
     with pytest.raises(EventError, match="no projection handles"):
         apply(redis, EventLog(redis).keys, Event.new("test.unhandled", {}, 1))
