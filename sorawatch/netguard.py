@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from sorawatch import internals
 from sorawatch.errors import ValidationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -147,13 +148,14 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         context = ssl_context or httpx.create_ssl_context(trust_env=False)
         # Given the context, httpx's own (replaced) pool does not load the CA bundle again.
         super().__init__(verify=context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
+        pool = httpcore.AsyncConnectionPool(
             ssl_context=context,
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=5.0,
             network_backend=GuardedBackend(allow_private),
         )
+        internals.set_pool(self, pool)  # httpx has no public way: see sorawatch.internals
 
 
 def is_refusal(exc: BaseException) -> bool:

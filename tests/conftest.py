@@ -14,6 +14,7 @@ from redis import Redis
 from sorawatch.settings import DataSettings, Settings, WebhookSettings, WebSettings, WorkerSettings
 from tests.redis_server import RedisServer
 from tests.reliability import FIGURES, Figures
+from workers import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -40,6 +41,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def unconfigured_runtime() -> Iterator[None]:
+    """Each test starts with the workers' runtime unconfigured, as a new process does:
+    a test that runs jobs configures it, never inherits another test's."""
+    runtime.reset()
+    yield
+    runtime.reset()
 
 
 @pytest.fixture

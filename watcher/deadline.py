@@ -19,6 +19,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from sorawatch import internals
+
 _DEADLINE: ContextVar[float | None] = ContextVar("watcher_fetch_deadline", default=None)
 
 
@@ -36,11 +38,9 @@ def until(deadline: float) -> Iterator[None]:
 def bounded_transport(limits: httpx.Limits) -> httpx.HTTPTransport:
     """An httpx transport whose socket reads honour ``until``."""
     made = httpx.HTTPTransport(limits=limits, trust_env=False)
-    # httpx has no public hook for httpcore's network backend: this is the one place
-    # we reach inside (tests/hostile/test_feeds.py fails if it stops working).
-    pool = getattr(made, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool):
-        pool._network_backend = _Backend(pool._network_backend)
+    # httpx has no public hook for httpcore's network backend: see sorawatch.internals
+    # (and tests/hostile/test_feeds.py fails if it stops working).
+    internals.wrap_network_backend(made, _Backend)
     return made
 
 

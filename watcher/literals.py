@@ -9,17 +9,17 @@ when one of them occurs in the text.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# The parsed form of a pattern is the only reliable source of its literals. These
-# modules are private (and untyped) but stable; the public aliases sre_parse and
-# sre_constants warn on import since Python 3.11.
-sre: Any = importlib.import_module("re._constants")
-sre_parse: Any = importlib.import_module("re._parser")
+from sorawatch import internals
+
+# The parsed form of a pattern is the only reliable source of its literals: private
+# (and untyped) modules of re, listed in sorawatch.internals.
+sre: Any = internals.sre_constants()
+sre_parse: Any = internals.sre_parse()
 
 # Fewer characters than this would be found in nearly every text: not worth checking.
 _MIN_LITERAL = 3

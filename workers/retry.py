@@ -126,7 +126,7 @@ def finish(
     recipients: Sequence[str],
     results: Sequence[Outcome],
     schedule: Sequence[int],
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> dict[str, int]:
     """Record a batch's outcomes as events, schedule the retry, apply to the ledger.
 
@@ -211,7 +211,7 @@ def _schedule_retry(
     recipients: list[str],
     tag: str,
     delay: float,
-    settings: Settings | None,
+    settings: Settings,
 ) -> None:
     """Enqueue (delay 0) or schedule the smaller batch for the next attempt.
 
@@ -221,7 +221,7 @@ def _schedule_retry(
     jid = job_id(batch.channel, batch.alert_id, tag, f"a{batch.attempt + 1}")
     enqueue_delivery(
         log.redis,
-        settings or Settings(),
+        settings,
         batch.channel,
         batch.func,
         (batch.alert_id, recipients, batch.attempt + 1),

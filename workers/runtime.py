@@ -2,7 +2,9 @@
 
 RQ job functions are thin, module-level and take ids and plain values; they get
 their collaborators (settings, Redis, event log) from here. The `work` command
-configures it at start; a test configures it before running a SimpleWorker.
+configures it at start (RQ's work horses fork from a configured worker and inherit
+it); a test configures it before running a SimpleWorker. A job in a process that
+never configured it fails: settings are loaded once, by the entry point.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Any
 from redis import Redis
 
 from sorawatch import clock
+from sorawatch.errors import SorawatchError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from sorawatch.settings import Settings, load_settings
+from sorawatch.settings import Settings
 from sorawatch.store import connect
 
 
@@ -27,6 +30,10 @@ class Runtime:
     log: EventLog
     # Collaborators the delivery code may replace (a mailer, an HTTP client, a clock).
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+class NotConfiguredError(SorawatchError):
+    """A job ran in a process whose runtime was never configured."""
 
 
 _current: Runtime | None = None
@@ -43,9 +50,14 @@ def configure(settings: Settings, redis: Redis | None = None, **extras: Any) -> 
 
 
 def current() -> Runtime:
-    """The configured runtime; built from the environment's settings if none was set."""
+    """The configured runtime. Raises NotConfiguredError when this process never
+    called ``configure`` (the entry point that runs jobs must)."""
     if _current is None:
-        return configure(load_settings())
+        raise NotConfiguredError(
+            "the workers' runtime is not configured in this process: call "
+            "workers.runtime.configure(settings, redis) before running jobs "
+            "(sorawatch work and workers.worker.burst do)"
+        )
     return _current
 
 

@@ -32,12 +32,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq import Worker as RqWorker
-from rq.executions import Execution
 from rq.registry import StartedJobRegistry
-from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
-from rq.scripts import release_lock
 from rq.serializers import JSONSerializer
 
+from sorawatch import internals
 from sorawatch.events import queue
 from sorawatch.settings import Settings
 from sorawatch.store import connect
@@ -95,9 +93,8 @@ def expire_abandoned(redis: Redis, queues: Iterable[Queue]) -> int:
         registry = StartedJobRegistry(q.name, connection=redis, serializer=q.serializer)
         for entry in redis.zrange(registry.key, 0, -1):
             composite = entry.decode() if isinstance(entry, bytes) else str(entry)
-            worker = redis.hget(Execution.from_composite_key(composite, redis).key, "worker_name")
-            name = worker.decode() if isinstance(worker, bytes) else worker
-            if name and _gone(redis, RqWorker.redis_worker_namespace_prefix + name, host):
+            name = internals.execution_worker(redis, composite)
+            if name and _gone(redis, internals.worker_key(name), host):
                 redis.zadd(registry.key, {composite: 0}, xx=True)
                 marked += 1
     return marked
@@ -110,12 +107,13 @@ def release_dead_scheduler_locks(redis: Redis, queues: Iterable[Queue]) -> list[
     host = socket.gethostname()
     freed = []
     for q in queues:
-        lock = RQScheduler.get_locking_key(q.name)
+        lock = internals.scheduler_lock_key(q.name)
         owner = redis.get(lock)
         if owner is None:
             continue
         name = owner.decode() if isinstance(owner, bytes) else str(owner)
-        if _gone(redis, SCHEDULER_KEY_TEMPLATE % name, host) and release_lock(redis, lock, name):
+        gone = _gone(redis, internals.scheduler_key(name), host)
+        if gone and internals.release_scheduler_lock(redis, lock, name):
             freed.append(q.name)
     return freed
 
@@ -135,14 +133,17 @@ class QuickStop:
 
     Here the flag is cleared first, so the UNSUBSCRIBE reply itself ends the thread;
     and the thread polls every ``PUBSUB_POLL`` seconds, which bounds the wait should
-    the reply come first anyway. Commands still arrive at once.
+    the reply come first anyway. Commands still arrive at once. The RQ internals this
+    overrides are listed in ``sorawatch.internals``.
     """
 
     def subscribe(self: Any) -> None:
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
         self.pubsub_thread = self.pubsub.run_in_thread(
-            sleep_time=PUBSUB_POLL, daemon=True, exception_handler=self._pubsub_exception_handler
+            sleep_time=PUBSUB_POLL,
+            daemon=True,
+            exception_handler=internals.pubsub_exception_handler(self),
         )
 
     def unsubscribe(self: Any) -> None:
@@ -195,7 +196,7 @@ class Worker(QuickStop, RqWorker):
         super().clean_registries()  # type: ignore[no-untyped-call]
 
     def stop_scheduler(self) -> None:
-        process = self.scheduler._process if self.scheduler else None
+        process = internals.scheduler_process(self.scheduler)
         if process is None or not process.pid:
             return
         with contextlib.suppress(OSError):

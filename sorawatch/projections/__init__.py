@@ -26,13 +26,8 @@ Handler = Callable[[Any, Keys, Event], None]
 
 HANDLERS: dict[str, list[Handler]] = {}
 
-# Projection modules, imported once on first apply. `ledger` belongs to delivery
-# and may not exist yet in a checkout; the others always do.
+# Projection modules, imported once on first apply.
 MODULES = ("subscribers", "webhooks", "stories", "state", "alerts", "ledger")
-OPTIONAL = frozenset({"ledger"})
-
-# Event types that change no projection on purpose (they are records, not state).
-PASSIVE: set[str] = set()
 
 _loaded = False
 
@@ -52,24 +47,13 @@ def handles(*types: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def passive(*types: str) -> None:
-    """Declare event types that no projection needs (so ``apply`` accepts them)."""
-    PASSIVE.update(types)
-
-
 def load() -> None:
     """Import every projection module so its handlers are registered."""
     global _loaded
     if _loaded:
         return
     for name in MODULES:
-        try:
-            importlib.import_module(f"sorawatch.projections.{name}")
-        except ModuleNotFoundError as exc:
-            if name not in OPTIONAL or exc.name != f"sorawatch.projections.{name}":
-                raise
-            # Until the delivery ledger exists, its events are records only.
-            passive(*(t for t in REGISTRY if t.startswith("delivery.")))
+        importlib.import_module(f"sorawatch.projections.{name}")
     _loaded = True
 
 
@@ -82,14 +66,6 @@ def apply(redis: Redis, keys: Keys, event: Event) -> None:
     load()
     handlers = HANDLERS.get(event.type)
     if not handlers:
-        if event.type in PASSIVE:
-            return
         raise EventError(f"{event.type}: no projection handles this event type ({event.id})")
     for handler in handlers:
         handler(redis, keys, event)
-
-
-def apply_all(redis: Redis, keys: Keys, events: list[Event]) -> None:
-    """Apply several events in order."""
-    for event in events:
-        apply(redis, keys, event)

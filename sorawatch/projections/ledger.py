@@ -3,8 +3,8 @@
 Built from the batch events ``delivery.succeeded`` / ``delivery.failed`` /
 ``delivery.abandoned`` / ``delivery.retried`` (their ``results`` hold one outcome
 per recipient), so ``replay`` rebuilds it. A sender also marks each message sent
-*immediately* in an operational hash (``mark_sent``), before its batch event is
-written: a worker killed mid-batch then loses at most the messages in flight, and
+*immediately* in an operational hash (``workers.marks.SentMarks``), before its batch
+event is written: a worker killed mid-batch then loses at most the messages in flight, and
 the re-run finds the others already sent (``already_sent`` reads both).
 
 Bounded growth. What stays is what operators and replay need: per (alert, channel) the
@@ -116,19 +116,6 @@ def letter_id(alert_id: str, channel: str, recipient: str) -> str:
 
 
 # -- the sender's immediate marks ---------------------------------------------------
-
-
-def mark_sent(redis: Any, keys: Keys, alert_id: str, channel: str, recipient: str) -> None:
-    """Record at once that ``recipient`` was sent ``alert_id`` (``redis`` may be a pipeline)."""
-    key = sent_key(keys, alert_id, channel)
-    if isinstance(redis, Redis):  # one round trip, not two: this runs once per message
-        with redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, recipient, utcnow())
-            pipe.expire(key, SENT_MARK_TTL)
-            pipe.execute()
-        return
-    redis.hset(key, recipient, utcnow())
-    redis.expire(key, SENT_MARK_TTL)
 
 
 def already_sent(

@@ -8,10 +8,8 @@ Keys under ``keys.projection("webhooks")``: ``:w:<id>`` (the record as JSON) and
 from __future__ import annotations
 
 import base64
-import ipaddress
 import re
 import secrets as _random
-import socket
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,7 +17,7 @@ from urllib.parse import urlsplit
 
 from redis import Redis
 
-from sorawatch import clock
+from sorawatch import clock, netguard
 from sorawatch.errors import ValidationError
 from sorawatch.event_data import WebhookDisabled, WebhookEnabled, WebhookRegistered, WebhookRemoved
 from sorawatch.events import Event, EventLog, utcnow
@@ -100,8 +98,7 @@ def check_secret(secret: str) -> str:
 def check_url(url: str, allow_private: bool) -> str:
     """The URL, checked: http(s), a host, and (unless allowed) not inside the network.
 
-    Raises ValidationError. The address check is ``sorawatch.netguard`` (delivery's);
-    until it exists only the scheme and host are checked here.
+    Raises ValidationError. The address check is ``sorawatch.netguard``'s.
     """
     value = (url or "").strip()
     if _CONTROL.search(value):
@@ -110,26 +107,8 @@ def check_url(url: str, allow_private: bool) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(f"url {url!r}: must be an http or https URL with a host")
-    try:
-        from sorawatch import netguard  # delivery's module; may not exist yet
-    except ImportError:
-        netguard = None  # type: ignore[assignment]
-    if netguard is not None:
-        netguard.check_url(value, allow_private)
-    elif not allow_private:
-        _fallback_private_check(value, parts.hostname)
+    netguard.check_url(value, allow_private)
     return value
-
-
-def _fallback_private_check(url: str, host: str) -> None:
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        raise ValidationError(f"url {url!r}: host does not resolve") from None
-    for info in infos:
-        addr = ipaddress.ip_address(str(info[4][0]).split("%")[0])
-        if not addr.is_global or addr.is_multicast:
-            raise ValidationError(f"url {url!r}: points inside the network")
 
 
 # -- reads ------------------------------------------------------------------------

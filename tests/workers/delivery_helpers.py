@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable
 from typing import Any
@@ -9,11 +10,13 @@ from typing import Any
 from redis import Redis
 from rq.serializers import JSONSerializer
 
+from sorawatch import store
 from sorawatch.events import Event, EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, subscribers
 from sorawatch.settings import Settings, SmtpSettings
 from workers import runtime
+from workers.marks import SentMarks
 from workers.worker import BurstWorker
 
 QUEUES = ("changes", "email", "webhook")
@@ -61,6 +64,20 @@ def alert_record(alert_id: str = "al_test1", **changes: Any) -> dict[str, Any]:
     }
     record.update(changes)
     return record
+
+
+def mark_sent(settings: Settings, alert_id: str, channel: str, recipient: str) -> None:
+    """Mark ``recipient`` sent as a delivery job does right after the server accepted
+    the message (``SentMarks``), as if the worker were killed before its batch event."""
+
+    async def mark() -> None:
+        client = store.connect_async(settings)
+        try:
+            await SentMarks(client, keys_of(settings), alert_id, channel).mark(recipient)
+        finally:
+            await client.aclose()
+
+    asyncio.run(mark())
 
 
 def raise_alert(log: EventLog, **changes: Any) -> tuple[dict[str, Any], Event]:

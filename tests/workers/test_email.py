@@ -19,6 +19,7 @@ from tests.workers.delivery_helpers import (
     events_of,
     failed_jobs,
     keys_of,
+    mark_sent,
     raise_alert,
     run_jobs,
     setup_runtime,
@@ -200,7 +201,7 @@ def test_a_rerun_after_a_crash_does_not_resend_what_was_sent(
     subscribe(log, "b@example.test", "en")
     raise_alert(log)
     # As if a worker sent to a@ and was killed before writing its batch event.
-    ledger.mark_sent(redis, log.keys, "al_test1", "email", "a@example.test")
+    mark_sent(settings, "al_test1", "email", "a@example.test")
     email_jobs.deliver_email("al_test1", ["a@example.test", "b@example.test"], 0)
     assert [m.recipients for m in smtp.messages] == [["b@example.test"]]
     [event] = events_of(log, "delivery.succeeded")

@@ -16,6 +16,7 @@ from tests.smtp_server import SmtpServer
 from tests.workers.delivery_helpers import (
     events_of,
     keys_of,
+    mark_sent,
     raise_alert,
     run_jobs,
     setup_runtime,
@@ -109,7 +110,7 @@ def test_a_late_failure_never_unsends(redis: Redis, settings: Settings) -> None:
 def test_sent_marks_count_before_the_batch_event(redis: Redis, settings: Settings) -> None:
     keys = keys_of(settings)
     assert ledger.status(redis, keys, "al_x", "email", "a@example.test") is None
-    ledger.mark_sent(redis, keys, "al_x", "email", "a@example.test")
+    mark_sent(settings, "al_x", "email", "a@example.test")
     assert ledger.status(redis, keys, "al_x", "email", "a@example.test") == "sent"
     assert ledger.already_sent(
         redis, keys, "al_x", "email", ["a@example.test", "b@example.test"]
