@@ -25,9 +25,10 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from redis import Redis  # noqa: E402
 
+from sorawatch.commands import endpoints  # noqa: E402
 from sorawatch.events import EventLog, queue  # noqa: E402
 from sorawatch.keys import Keys  # noqa: E402
-from sorawatch.projections import subscribers, webhooks  # noqa: E402
+from sorawatch.projections import subscribers  # noqa: E402
 from sorawatch.settings import DataSettings, Settings, SmtpSettings, WebhookSettings, WebSettings  # noqa: E402
 from tests.http_receiver import HttpReceiver  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
@@ -141,7 +142,7 @@ def raise_alert_record() -> dict[str, Any]:
 def bench_webhooks(log: EventLog, settings: Settings, rx: HttpReceiver, n: int) -> None:
     ids = []
     for i in range(n):
-        hook, _ = webhooks.register(log, rx.url(f"/h{i}"), allow_private=True)
+        hook, _ = endpoints.register(log, rx.url(f"/h{i}"), allow_private=True)
         rx.script(f"/h{i}", [(200, {}, 0.05)])  # each endpoint takes 50 ms
         ids.append(hook.id)
     raise_alert(log, alert_id="al_hooks_1")

@@ -45,9 +45,10 @@ from typing import Any
 from common import HttpSink, SmtpSink, WorkerPool, machine, redis_server
 from redis import Redis
 
+from sorawatch.commands import endpoints
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from sorawatch.projections import ledger, webhooks
+from sorawatch.projections import ledger
 from sorawatch.projections._common import dumps
 from sorawatch.settings import (
     DataSettings,
@@ -109,7 +110,7 @@ def seed_subscribers(redis: Redis, keys: Keys, start: int, stop: int) -> None:
 
 
 def seed_webhooks(log: EventLog, rx: HttpSink, m: int) -> list[str]:
-    return [webhooks.register(log, rx.url(f"/h/{i}"), allow_private=True)[0].id for i in range(m)]
+    return [endpoints.register(log, rx.url(f"/h/{i}"), allow_private=True)[0].id for i in range(m)]
 
 
 # -- raw capacity and sink ceilings (spawned children) -------------------------------

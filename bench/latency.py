@@ -30,9 +30,9 @@ from xml.sax.saxutils import escape
 from common import REPO, HttpSink, machine, redis_server
 from redis import Redis
 
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from sorawatch.projections import subscribers, webhooks
 from sorawatch.settings import DataSettings, FeedSettings, Settings
 from tests.smtp_server import SmtpServer
 from watcher.classify import default_classifier
@@ -123,8 +123,8 @@ def main() -> int:
             redis = Redis.from_url(server.url)
             keys = Keys(settings.redis.prefix)
             log = EventLog(redis, keys)
-            subscribers.request(log, "reader@example.test", "both", None, confirmed=True)
-            webhooks.register(log, rx.url("/hook"), allow_private=True)
+            subscriptions.request(log, "reader@example.test", "both", None, confirmed=True)
+            endpoints.register(log, rx.url("/hook"), allow_private=True)
             cfg = config(tmp / "sorawatch.toml", settings, smtp.port)
             env = {**os.environ, "SORAWATCH_CONFIG": str(cfg)}
             with open(tmp / "work.log", "wb") as work_log:

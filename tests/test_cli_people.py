@@ -8,6 +8,7 @@ from redis import Redis
 from standardwebhooks import Webhook as Verifier
 
 from sorawatch.cli.main import cli
+from sorawatch.commands import endpoints
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers, webhooks
@@ -112,7 +113,7 @@ def test_invalid_webhook_is_a_clear_error_and_writes_nothing(
 def test_webhook_inside_the_network_is_refused_unless_allowed(redis: Redis) -> None:
     log = EventLog(redis)
     with pytest.raises(Exception, match="inside the network"):
-        webhooks.register(log, "http://127.0.0.1:9/hook", allow_private=False)
+        endpoints.register(log, "http://127.0.0.1:9/hook", allow_private=False)
     assert log.count() == 0
 
 

@@ -17,9 +17,10 @@ import pytest
 from redis import Redis
 from standardwebhooks import Webhook as Verifier
 
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
-from sorawatch.projections import alerts, ledger, subscribers, webhooks
+from sorawatch.projections import alerts, ledger, webhooks
 from sorawatch.tokens import Tokens
 from tests.faults.news import rss
 from tests.http_receiver import HttpReceiver
@@ -112,8 +113,8 @@ def test_news_reaches_everyone_once(world: dict[str, object], redis: Redis) -> N
     keys = Keys(PREFIX)
     log = EventLog(redis, keys)
     for address, lang in PEOPLE.items():
-        subscribers.request(log, address, lang, None, None, confirmed=True)
-    hook, secret = webhooks.register(log, rx.url("/hook"), allow_private=True)
+        subscriptions.request(log, address, lang, None, None, confirmed=True)
+    hook, secret = endpoints.register(log, rx.url("/hook"), allow_private=True)
 
     # First poll of every feed is a baseline: recorded, nobody alerted.
     cycle(config)
@@ -206,9 +207,9 @@ def test_flapping_mail_and_webhook_endpoints(world: dict[str, object], redis: Re
     keys = Keys(PREFIX)
     log = EventLog(redis, keys)
     for address in ("busy@example.test", "gone@example.test", "ok@example.test"):
-        subscribers.request(log, address, "en", None, None, confirmed=True)
-    flaky, flaky_secret = webhooks.register(log, rx.url("/flaky"), allow_private=True)
-    gone, _ = webhooks.register(log, rx.url("/gone"), allow_private=True)
+        subscriptions.request(log, address, "en", None, None, confirmed=True)
+    flaky, flaky_secret = endpoints.register(log, rx.url("/flaky"), allow_private=True)
+    gone, _ = endpoints.register(log, rx.url("/gone"), allow_private=True)
     cycle(config)  # baseline
 
     smtp.script("busy@example.test", [450])  # busy once, then fine

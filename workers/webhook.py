@@ -31,6 +31,7 @@ from redis import Redis
 from standardwebhooks import Webhook as Signer
 
 from sorawatch import clock, netguard, render, store
+from sorawatch.commands import endpoints
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, utcnow
 from sorawatch.keys import Keys, digest
@@ -306,14 +307,14 @@ def _after(log: EventLog, settings: Settings, hook: webhooks.Webhook, result: Ou
     redis, keys = log.redis, log.keys
     key = _failing_key(keys, hook.id)
     if result.extra.get("code") == 410:
-        webhooks.disable(log, hook.id, "410 Gone")
+        endpoints.disable(log, hook.id, "410 Gone")
         return
     redis.set(key, utcnow(), nx=True)
     since = redis.get(key)
     since_text = since.decode() if isinstance(since, bytes) else str(since)
     failing_for = clock.timestamp() - epoch(since_text)
     if failing_for >= settings.webhooks.disable_after:
-        webhooks.disable(
+        endpoints.disable(
             log, hook.id, f"failing since {since_text}: {result.error}", failing_since=since_text
         )
 

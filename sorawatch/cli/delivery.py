@@ -10,6 +10,7 @@ import click
 
 from sorawatch import clock
 from sorawatch.cli.context import Context, fail, pass_context
+from sorawatch.commands import redelivery
 from sorawatch.events import EventLog
 from sorawatch.projections import ledger
 
@@ -116,7 +117,7 @@ def deadletters_command(
         missing = [i for i in ids if i not in known]
         if missing:
             fail(f"{', '.join(missing)}: no such dead letter (see `sorawatch deadletters`)")
-        done = ledger.retry_dead_letters(ctx.log, sorted(known) if retry_all else ids)
+        done = redelivery.retry_dead_letters(ctx.log, sorted(known) if retry_all else ids)
         click.echo(f"requeued {len(done)} deliver{'y' if len(done) == 1 else 'ies'}")
         return
     letters = ledger.dead_letters(redis, keys, alert_id=alert_id)

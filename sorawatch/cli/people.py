@@ -8,6 +8,7 @@ import click
 
 from sorawatch import schedule
 from sorawatch.cli.context import Context, fail, pass_context
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.errors import ValidationError
 from sorawatch.projections import subscribers, webhooks
 
@@ -58,21 +59,21 @@ def subscribe_command(
         kinds = f"{kinds},early"
     try:
         # Checked before Redis is touched: a bad value writes nothing.
-        subscribers.normalize_email(email)
+        subscriptions.normalize_email(email)
         timing = schedule.choose(cadence, tz, hour, max_per_day)
         if confirmed:
-            sub = subscribers.request(
+            sub = subscriptions.request(
                 ctx.log, email, lang, topics, kinds, confirmed=True, timing=timing
             )
         else:
             web = ctx.settings.web
-            asked = subscribers.ask(
+            asked = subscriptions.ask(
                 ctx.log, email, lang, topics, kinds, timing=timing,
                 pending_ttl=web.pending_ttl, confirm_interval=web.confirm_interval,
             )  # fmt: skip
             sub = asked.subscriber
             if asked.mail:
-                subscribers.queue_confirmation(ctx.log, sub.email, web.pending_ttl)
+                subscriptions.queue_confirmation(ctx.log, sub.email, web.pending_ttl)
                 note = "; confirmation mail queued"
             elif sub.status == "pending":
                 note = "; a confirmation mail went to this mailbox within web.confirm_interval"
@@ -97,7 +98,7 @@ def _cadence(sub: subscribers.Subscriber) -> str:
 @pass_context
 def unsubscribe_command(ctx: Context, email: str) -> None:
     """Stop all alerts to EMAIL."""
-    if subscribers.unsubscribe(ctx.log, email):
+    if subscriptions.unsubscribe(ctx.log, email):
         click.echo(f"{email.strip().lower()}: unsubscribed")
     else:
         fail(f"{email}: not subscribed")
@@ -120,7 +121,7 @@ def webhook_add(
 ) -> None:
     """Register URL; prints its id (and the secret, when generated)."""
     try:
-        hook, key = webhooks.register(
+        hook, key = endpoints.register(
             ctx.log, url, secret=secret, lang=lang, topics=topics, kinds=kinds,
             allow_private=ctx.settings.webhooks.allow_private,
         )  # fmt: skip
@@ -153,7 +154,7 @@ def webhook_list(ctx: Context, as_json: bool) -> None:
 @pass_context
 def webhook_remove(ctx: Context, webhook_id: str) -> None:
     """Remove a webhook and forget its secret."""
-    if not webhooks.remove(ctx.log, webhook_id):
+    if not endpoints.remove(ctx.log, webhook_id):
         fail(f"{webhook_id}: no such webhook")
     click.echo(f"{webhook_id}: removed")
 

@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import LockError
 
 from sorawatch import schedule
+from sorawatch.commands import endpoints, redelivery, subscriptions
 from sorawatch.errors import ValidationError
 from sorawatch.projections import ledger, subscribers, webhooks
 from sorawatch.store import text
@@ -67,7 +68,7 @@ def create_webhook(request: Request, body: WebhookIn) -> dict[str, Any]:
     """
     state = request.app.state
     try:
-        hook, secret = webhooks.register(
+        hook, secret = endpoints.register(
             state.log,
             body.url,
             secret=body.secret,
@@ -107,7 +108,7 @@ def disable_webhook(
 ) -> dict[str, Any]:
     """Stop deliveries to an endpoint (``webhook.disabled``); 404 when unknown."""
     reason = body.reason if body else DisableIn().reason
-    hook = webhooks.disable(request.app.state.log, webhook_id, reason)
+    hook = endpoints.disable(request.app.state.log, webhook_id, reason)
     if hook is None:
         raise ApiError(404, f"no webhook {webhook_id!r}")
     return _webhook(hook)
@@ -116,7 +117,7 @@ def disable_webhook(
 @router.post("/webhooks/{webhook_id}/enable", response_model=WebhookOut)
 def enable_webhook(request: Request, webhook_id: str) -> dict[str, Any]:
     """Resume deliveries to an endpoint (``webhook.enabled``); 404 when unknown."""
-    hook = webhooks.enable(request.app.state.log, webhook_id)
+    hook = endpoints.enable(request.app.state.log, webhook_id)
     if hook is None:
         raise ApiError(404, f"no webhook {webhook_id!r}")
     return _webhook(hook)
@@ -125,7 +126,7 @@ def enable_webhook(request: Request, webhook_id: str) -> dict[str, Any]:
 @router.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response)
 def delete_webhook(request: Request, webhook_id: str) -> Response:
     """Remove an endpoint and its secret (``webhook.removed``); 404 when unknown."""
-    if not webhooks.remove(request.app.state.log, webhook_id):
+    if not endpoints.remove(request.app.state.log, webhook_id):
         raise ApiError(404, f"no webhook {webhook_id!r}")
     return Response(status_code=204)
 
@@ -173,7 +174,7 @@ def change_subscriber(request: Request, email: str, body: SubscriberChange) -> d
     state = request.app.state
     try:
         timing = schedule.choose(body.cadence, body.tz, body.hour, body.max_per_day)
-        sub = subscribers.update(
+        sub = subscriptions.update(
             state.log, email, body.lang, body.topics, body.kinds, timing=timing
         )
     except ValidationError as exc:
@@ -192,7 +193,7 @@ def delete_subscriber(request: Request, email: str) -> dict[str, Any]:
     state = request.app.state
     if subscribers.get(state.redis, state.keys, email) is None:
         raise ApiError(404, f"no subscriber {email!r}")
-    done = subscribers.unsubscribe(state.log, email)
+    done = subscriptions.unsubscribe(state.log, email)
     return {"email": email.strip().lower(), "unsubscribed": done}
 
 
@@ -204,7 +205,7 @@ def revoke_subscriber_tokens(request: Request, email: str) -> dict[str, Any]:
     404 when the address is not in the log.
     """
     state = request.app.state
-    if not subscribers.revoke_tokens(state.log, email):
+    if not subscriptions.revoke_tokens(state.log, email):
         raise ApiError(404, f"no subscriber {email!r}")
     return {"email": email.strip().lower(), "revoked": True}
 
@@ -267,7 +268,7 @@ def retry_dead_letters(request: Request, body: RetryIn | None = None) -> dict[st
     """Put dead letters (all, or of one alert and/or channel) back on their queue."""
     state = request.app.state
     body = body or RetryIn()
-    letters = ledger.retry_dead_letters(
+    letters = redelivery.retry_dead_letters(
         state.log,
         alert_id=body.alert_id,
         channel=body.channel,

@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
 
 from sorawatch import schedule
+from sorawatch.commands import subscriptions
 from sorawatch.errors import ValidationError
 from sorawatch.projections import subscribers
 from sorawatch.tokens import TokenError, revoked
@@ -59,14 +60,14 @@ def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
     except RateLimited as exc:
         return _too_many(request, lang, exc)
     try:
-        email = subscribers.normalize_email(values["email"])
+        email = subscriptions.normalize_email(values["email"])
     except ValidationError:
         return _form_again(request, lang, values, "subscribe.bad_email")
     # No counter per address: a mailbox gets at most one confirmation mail per
-    # web.confirm_interval whatever happens (subscribers.ask), and a counter per
+    # web.confirm_interval whatever happens (subscriptions.ask), and a counter per
     # made-up address would be one more key per request.
     try:
-        asked = subscribers.ask(
+        asked = subscriptions.ask(
             state.log,
             email,
             values["lang"],
@@ -90,7 +91,7 @@ def _subscribe(request: Request, lang: str, values: dict[str, Any]) -> Response:
         # due (a confirmed address, or one mailed in the last day, gets none), so its
         # timing does not tell who subscribes.
         response.background = BackgroundTask(
-            subscribers.queue_confirmation, state.log, email, web.pending_ttl
+            subscriptions.queue_confirmation, state.log, email, web.pending_ttl
         )
     return response
 
@@ -117,7 +118,7 @@ def _confirm(request: Request, token: str) -> Response:
     if isinstance(holder, Response):
         return holder
     email, lang = holder
-    sub = subscribers.confirm(request.app.state.log, email)
+    sub = subscriptions.confirm(request.app.state.log, email)
     if sub is None:
         return _gone(request, lang)
     return page(
@@ -166,7 +167,7 @@ def _unsubscribe(request: Request, token: str) -> Response:
     if isinstance(holder, Response):
         return holder
     email, lang = holder
-    subscribers.unsubscribe(request.app.state.log, email)
+    subscriptions.unsubscribe(request.app.state.log, email)
     return page(
         request,
         "message.html",
@@ -201,7 +202,7 @@ def _save(request: Request, token: str, values: dict[str, Any]) -> Response:
         return holder
     email, lang = holder
     try:
-        sub = subscribers.update(
+        sub = subscriptions.update(
             request.app.state.log,
             email,
             values["lang"],

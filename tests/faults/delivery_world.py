@@ -13,9 +13,10 @@ from aiosmtpd.controller import Controller
 from redis import Redis
 from rq import Worker as RqWorker
 
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import Event, EventLog, Job, queue
 from sorawatch.keys import Keys
-from sorawatch.projections import apply, ledger, subscribers, webhooks
+from sorawatch.projections import apply, ledger
 from tests.faults.procs import wait_for
 from tests.http_receiver import HttpReceiver
 from tests.smtp_server import Recorder, SmtpServer
@@ -76,11 +77,11 @@ def populate(log: EventLog, rx: HttpReceiver, n_emails: int, n_hooks: int) -> Wo
     """Confirmed subscribers in every language preference, and endpoints on ``rx``."""
     emails = [f"s{i:05d}@example.test" for i in range(n_emails)]
     for i, address in enumerate(emails):
-        subscribers.request(log, address, LANGS[i % 3], None, None, confirmed=True)
+        subscriptions.request(log, address, LANGS[i % 3], None, None, confirmed=True)
     hooks = {}
     for i in range(n_hooks):
         path = f"/h/{i}"
-        hook, secret = webhooks.register(log, rx.url(path), allow_private=True)
+        hook, secret = endpoints.register(log, rx.url(path), allow_private=True)
         hooks[path] = (hook.id, secret)
     return World(log, emails, hooks)
 

@@ -24,9 +24,10 @@ import pytest
 from redis import Redis
 
 from sorawatch import clock, schedule
+from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
-from sorawatch.projections import ledger, subscribers
+from sorawatch.projections import ledger
 from sorawatch.projections._common import text
 from tests.faults.delivery_world import (
     LANGS,
@@ -66,7 +67,7 @@ def populate(log: EventLog) -> list[str]:
     timing = schedule.choose(cadence="daily", tz="UTC", hour=8)
     emails = [f"d{i:05d}@example.test" for i in range(N_SUBSCRIBERS)]
     for i, address in enumerate(emails):
-        subscribers.request(log, address, LANGS[i % 3], None, None, confirmed=True, timing=timing)
+        subscriptions.request(log, address, LANGS[i % 3], None, None, confirmed=True, timing=timing)
     for n, when in enumerate(ALERTS, start=1):
         clock.use(datetime.fromisoformat(when.replace("Z", "+00:00")))
         raise_alert(log, alert_id=f"al_dk{n}", story=f"st_dk{n}", raised_at=when,

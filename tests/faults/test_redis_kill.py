@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys, digest
-from sorawatch.projections import alerts, ledger, subscribers
+from sorawatch.projections import alerts, ledger
 from tests.faults.news import STORIES, WEATHER, feeds_toml, rss
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.redis_server import RedisServer
@@ -64,7 +65,7 @@ def test_redis_sigkill_during_ingest_and_delivery(
         log = EventLog(redis, keys)
         emails = [f"r{i:03d}@example.test" for i in range(N_SUBS)]
         for address in emails:
-            subscribers.request(log, address, "en", None, None, confirmed=True)
+            subscriptions.request(log, address, "en", None, None, confirmed=True)
         with FeedServer() as feeds, SmtpServer() as smtp:
             for path in PATHS.values():
                 feeds.route(path, Route(body=rss([WEATHER])))

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
 
+from sorawatch.commands import subscriptions
 from sorawatch.errors import ValidationError
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers
@@ -191,7 +192,7 @@ def test_addresses_with_hidden_or_non_ascii_characters_are_refused(
     settings: Settings, redis: Redis, address: str, reliability: Figures
 ) -> None:
     with pytest.raises(ValidationError):
-        subscribers.normalize_email(address)
+        subscriptions.normalize_email(address)
     with TestClient(create_app(settings, redis)) as client:
         response = client.post("/subscribe?lang=en", data={**FORM, "email": address})
     assert response.status_code == 400
@@ -202,7 +203,7 @@ def test_addresses_with_hidden_or_non_ascii_characters_are_refused(
 def test_international_domains_are_kept_in_ascii_and_the_mail_header_is_valid(
     settings: Settings, redis: Redis, smtp: SmtpServer
 ) -> None:
-    assert subscribers.normalize_email("Reader@Bücher.example") == "reader@xn--bcher-kva.example"
+    assert subscriptions.normalize_email("Reader@Bücher.example") == "reader@xn--bcher-kva.example"
     live = dataclasses.replace(
         settings, smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, timeout=5)
     )

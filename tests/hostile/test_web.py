@@ -31,6 +31,7 @@ from itsdangerous import URLSafeTimedSerializer
 from redis import Redis
 from standardwebhooks import Webhook as Verifier
 
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import Event, EventLog, queue, utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, ledger, subscribers, webhooks
@@ -230,8 +231,8 @@ FORMS = {
 def test_tampered_and_wrong_tokens_open_no_page(
     client: TestClient, log: EventLog, reliability: Figures
 ) -> None:
-    subscribers.request(log, ADDRESS, "en", None, None)
-    subscribers.request(log, "someone-else@example.test", "en", None, None, confirmed=True)
+    subscriptions.request(log, ADDRESS, "en", None, None)
+    subscriptions.request(log, "someone-else@example.test", "en", None, None, confirmed=True)
     before = log.count()
     tokens = Tokens(SECRET)
     cases = 0
@@ -371,11 +372,11 @@ def test_a_stored_webhook_url_with_a_control_character_fails_only_itself(
     by anything else, must not fail the batch it is in: the others still get the alert."""
     setup_runtime(settings, redis)
     with HttpReceiver() as rx:
-        good, secret = webhooks.register(log, rx.url("/good"), allow_private=True)
+        good, secret = endpoints.register(log, rx.url("/good"), allow_private=True)
         bad_id = "wh_" + "0" * 24
         data = {"webhook_id": bad_id, "url": rx.url("/bad\x00x"), "lang": "both",
                 "topics": list(TOPICS), "kinds": list(KINDS), "created_at": utcnow()}  # fmt: skip
-        redis.hset(log.keys.webhook_secrets, bad_id, webhooks.new_secret())
+        redis.hset(log.keys.webhook_secrets, bad_id, endpoints.new_secret())
         event = Event.new("webhook.registered", data, bad_id)
         log.append(event)
         apply(redis, log.keys, event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.errors import EventError, ValidationError
 from sorawatch.events import REGISTRY, Event, EventLog, EventType
 from sorawatch.projections import alerts, apply, subscribers, webhooks
@@ -14,8 +15,8 @@ def test_matching_pages_many_subscribers_once_each(redis: Redis) -> None:
     log = EventLog(redis)
     for n in range(1203):
         topics = "status,pricing" if n % 2 else "pricing"
-        subscribers.request(log, f"user{n:05d}@example.com", "en", topics, confirmed=True)
-    subscribers.request(log, "pending@example.com", "en", "status")
+        subscriptions.request(log, f"user{n:05d}@example.com", "en", topics, confirmed=True)
+    subscriptions.request(log, "pending@example.com", "en", "status")
     pages = list(subscribers.matching(redis, log.keys, "status", "news", page=500))
     assert [len(p) for p in pages] == [500, 101]
     flat = [e for p in pages for e in p]
@@ -29,11 +30,11 @@ def test_matching_pages_many_subscribers_once_each(redis: Redis) -> None:
 
 def test_resubscribe_after_unsubscribe_is_a_new_event(redis: Redis) -> None:
     log = EventLog(redis)
-    subscribers.request(log, "a@example.com", "ar", "status", confirmed=True)
-    assert subscribers.unsubscribe(log, "A@example.com")
-    again = subscribers.request(log, "a@example.com", "ar", "status")
+    subscriptions.request(log, "a@example.com", "ar", "status", confirmed=True)
+    assert subscriptions.unsubscribe(log, "A@example.com")
+    again = subscriptions.request(log, "a@example.com", "ar", "status")
     assert again.status == "pending"
-    assert subscribers.confirm(log, "a@example.com").status == "confirmed"  # type: ignore[union-attr]
+    assert subscriptions.confirm(log, "a@example.com").status == "confirmed"  # type: ignore[union-attr]
     types = [e.type for _, e in log.read()]
     assert types.count("subscriber.requested") == 2
     assert types.count("subscriber.confirmed") == 1
@@ -41,35 +42,35 @@ def test_resubscribe_after_unsubscribe_is_a_new_event(redis: Redis) -> None:
 
 def test_a_confirmed_subscriber_is_not_downgraded_by_a_new_request(redis: Redis) -> None:
     log = EventLog(redis)
-    subscribers.request(log, "a@example.com", "ar", "status", confirmed=True)
-    same = subscribers.request(log, "a@example.com", "en", "pricing")
+    subscriptions.request(log, "a@example.com", "ar", "status", confirmed=True)
+    same = subscriptions.request(log, "a@example.com", "en", "pricing")
     assert same.status == "confirmed"
     assert same.lang == "ar"
-    updated = subscribers.update(log, "a@example.com", topics=["pricing"], kinds="news")
+    updated = subscriptions.update(log, "a@example.com", topics=["pricing"], kinds="news")
     assert updated is not None
     assert updated.topics == ("pricing",)
     assert list(subscribers.matching(redis, log.keys, "status", "news")) == []
     assert list(subscribers.matching(redis, log.keys, "pricing", "news")) == [["a@example.com"]]
     with pytest.raises(ValidationError):
-        subscribers.update(log, "a@example.com", lang="xx")
+        subscriptions.update(log, "a@example.com", lang="xx")
 
 
 def test_webhook_disable_enable_and_matching(redis: Redis) -> None:
     log = EventLog(redis)
-    hook, secret = webhooks.register(log, "https://127.0.0.1/h", topics=["status"],
+    hook, secret = endpoints.register(log, "https://127.0.0.1/h", topics=["status"],
                                      allow_private=True)  # fmt: skip
     assert secret.startswith("whsec_")
     assert hook.id.startswith("wh_")
-    webhooks.disable(log, hook.id, "endpoint kept failing", failing_since="2025-01-01T00:00:00Z")
+    endpoints.disable(log, hook.id, "endpoint kept failing", failing_since="2025-01-01T00:00:00Z")
     got = webhooks.get(redis, log.keys, hook.id)
     assert got is not None
     assert not got.active
     assert got.failing_since == "2025-01-01T00:00:00Z"
     assert webhooks.matching(redis, log.keys, "status", "change") == []
-    webhooks.enable(log, hook.id)
+    endpoints.enable(log, hook.id)
     assert webhooks.matching(redis, log.keys, "status", "change") == [hook.id]
     given = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    _, kept = webhooks.register(log, "https://127.0.0.1/g", secret=given, allow_private=True)
+    _, kept = endpoints.register(log, "https://127.0.0.1/g", secret=given, allow_private=True)
     assert kept == given
 
 

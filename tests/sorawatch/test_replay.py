@@ -8,9 +8,10 @@ from click.testing import CliRunner
 from redis import Redis
 
 from sorawatch.cli.main import cli
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from sorawatch.projections import state, subscribers, webhooks
+from sorawatch.projections import state
 from sorawatch.projections.replay import replay
 from sorawatch.settings import Settings
 from tests.workers.items import RELEASED, item, post
@@ -43,17 +44,17 @@ def realistic_run(settings: Settings, redis: Redis) -> EventLog:
     runtime.configure(settings, redis)
     keys = Keys(settings.redis.prefix)
     log = EventLog(redis, keys)
-    subscribers.request(log, "a@example.com", "ar", "status,pricing", "change,news")
-    subscribers.confirm(log, "a@example.com")
-    subscribers.request(log, "b@example.com", "en", "partnership", confirmed=True)
-    subscribers.update(log, "b@example.com", lang="both")
-    subscribers.request(log, "c@example.com", "both", "status")
-    subscribers.unsubscribe(log, "c@example.com")
-    subscribers.request(log, "c@example.com", "en", "pricing")  # a re-subscribe
-    hook, _ = webhooks.register(log, "http://127.0.0.1:9/a", allow_private=True)
-    other, _ = webhooks.register(log, "http://127.0.0.1:9/b", allow_private=True)
-    webhooks.disable(log, hook.id, "410 Gone")
-    webhooks.remove(log, other.id)
+    subscriptions.request(log, "a@example.com", "ar", "status,pricing", "change,news")
+    subscriptions.confirm(log, "a@example.com")
+    subscriptions.request(log, "b@example.com", "en", "partnership", confirmed=True)
+    subscriptions.update(log, "b@example.com", lang="both")
+    subscriptions.request(log, "c@example.com", "both", "status")
+    subscriptions.unsubscribe(log, "c@example.com")
+    subscriptions.request(log, "c@example.com", "en", "pricing")  # a re-subscribe
+    hook, _ = endpoints.register(log, "http://127.0.0.1:9/a", allow_private=True)
+    other, _ = endpoints.register(log, "http://127.0.0.1:9/b", allow_private=True)
+    endpoints.disable(log, hook.id, "410 Gone")
+    endpoints.remove(log, other.id)
     plus = {"plan": "Plus", "amount": 20, "currency": "USD", "period": "month"}
     post(
         log,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from redis import Redis
 
+from sorawatch.commands import subscriptions
 from sorawatch.events import Event, EventLog, queue
 from sorawatch.projections import apply, ledger, subscribers, webhooks
 from sorawatch.settings import FeedSettings, Settings, WebhookSettings
@@ -172,7 +173,7 @@ def test_subscribers_paging_and_delete(
     client: TestClient, admin: dict[str, str], log: EventLog
 ) -> None:
     for n in range(5):
-        subscribers.request(log, f"s{n}@example.com", "en", None, None, confirmed=n % 2 == 0)
+        subscriptions.request(log, f"s{n}@example.com", "en", None, None, confirmed=n % 2 == 0)
     # Unconfirmed requests stay outside the log (and the list) until confirmed; each
     # can still be looked up while it lasts.
     page = client.get("/api/subscribers?offset=1&limit=2", headers=admin).json()
@@ -201,7 +202,7 @@ def test_subscribers_paging_and_delete(
 def test_an_operator_sets_a_subscribers_cadence(
     client: TestClient, admin: dict[str, str], log: EventLog
 ) -> None:
-    subscribers.request(log, "d@example.com", "ar", None, None, confirmed=True)
+    subscriptions.request(log, "d@example.com", "ar", None, None, confirmed=True)
     url = "/api/subscribers/d@example.com"
     changed = client.patch(url, headers=admin, json={"cadence": "daily", "tz": "Asia/Riyadh"})
     assert changed.status_code == 200
@@ -307,7 +308,7 @@ def test_replay_rebuilds_what_the_page_shows(
     client: TestClient, admin: dict[str, str], log: EventLog, redis: Redis
 ) -> None:
     seed(log)
-    subscribers.request(log, "r@example.com", "ar", None, None, confirmed=True)
+    subscriptions.request(log, "r@example.com", "ar", None, None, confirmed=True)
     before = client.get("/?lang=en").text
     # Lose every projection key, as a broken Redis might.
     for key in redis.scan_iter(match=log.keys.projection("*")):

@@ -19,6 +19,7 @@ from redis import Redis
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
+from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers
@@ -286,7 +287,7 @@ def test_english_mail_with_an_arabic_headline_reads_right_to_left(
     _, smtp, live = site
     ARTIFACTS.mkdir(exist_ok=True)
     log = EventLog(redis, Keys(live.redis.prefix))
-    subscribers.request(log, "reader@example.test", "en", None, None, confirmed=True)
+    subscriptions.request(log, "reader@example.test", "en", None, None, confirmed=True)
     source = {"url": "https://aitnews.com/sora-2/", "title": ARABIC_HEADLINE,
               "publisher": "البوابة العربية للأخبار التقنية", "lang": "ar",
               "published": "2025-09-30T17:00:00Z"}  # fmt: skip

@@ -16,6 +16,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from redis import Redis
 from rq.serializers import JSONSerializer
 
+from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
@@ -60,7 +61,7 @@ def test_subscribe_keeps_the_request_aside_and_queues_the_mail(
 
 
 def test_same_answer_for_known_and_unknown_addresses(client: TestClient, log: EventLog) -> None:
-    subscribers.request(log, "known@example.com", "en", None, None, confirmed=True)
+    subscriptions.request(log, "known@example.com", "en", None, None, confirmed=True)
     known = client.post("/subscribe?lang=en", data={**FORM, "email": "known@example.com"})
     fresh = client.post("/subscribe?lang=en", data={**FORM, "email": "fresh@example.com"})
     assert known.status_code == fresh.status_code == 200
@@ -136,7 +137,7 @@ def settings_keys(settings: Settings):  # type: ignore[no-untyped-def]
 def test_confirm_get_shows_a_button_and_post_confirms(
     client: TestClient, log: EventLog, tokens: Tokens
 ) -> None:
-    subscribers.request(log, "c@example.com", "ar", None, None)
+    subscriptions.request(log, "c@example.com", "ar", None, None)
     token = tokens.sign("confirm", "c@example.com")
     # A GET (a mail scanner following the link) shows the button and confirms nothing.
     for _ in range(2):
@@ -170,7 +171,7 @@ def test_confirm_rejects_forged_expired_and_other_purpose_tokens(
     web_settings: Settings,
     reliability: Figures,
 ) -> None:
-    subscribers.request(log, "c@example.com", "en", None, None)
+    subscriptions.request(log, "c@example.com", "en", None, None)
     old = _expired_confirm_token(web_settings.web.secret or "", "c@example.com")
     for token in (
         "garbage",
@@ -245,7 +246,7 @@ def _confirm_link(mail: EmailMessage, public_url: str) -> str:
 
 @pytest.fixture
 def confirmed(log: EventLog) -> str:
-    subscribers.request(log, "u@example.com", "en", None, None, confirmed=True)
+    subscriptions.request(log, "u@example.com", "en", None, None, confirmed=True)
     return "u@example.com"
 
 
@@ -385,7 +386,7 @@ def test_preferences_reject_bad_choices_and_tokens(
 def test_preferences_of_an_unsubscribed_address(
     client: TestClient, log: EventLog, tokens: Tokens, confirmed: str
 ) -> None:
-    subscribers.unsubscribe(log, confirmed)
+    subscriptions.unsubscribe(log, confirmed)
     assert client.get(f"/preferences/{tokens.sign('preferences', confirmed)}").status_code == 404
 
 

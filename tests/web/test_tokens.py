@@ -7,6 +7,7 @@ import json
 
 from fastapi.testclient import TestClient
 
+from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog
 from sorawatch.projections import subscribers
 from sorawatch.tokens import Tokens
@@ -32,7 +33,7 @@ def test_the_address_is_not_readable_in_a_token(tokens: Tokens) -> None:
 def test_revoked_links_are_refused_and_new_ones_work(
     client: TestClient, log: EventLog, tokens: Tokens, admin: dict[str, str]
 ) -> None:
-    subscribers.request(log, "r@example.com", "en", None, None, confirmed=True)
+    subscriptions.request(log, "r@example.com", "en", None, None, confirmed=True)
     old_prefs = tokens.sign("preferences", "r@example.com")
     old_unsub = tokens.sign("unsubscribe", "r@example.com")
     assert client.get(f"/preferences/{old_prefs}?lang=en").status_code == 200

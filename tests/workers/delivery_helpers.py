@@ -11,9 +11,10 @@ from redis import Redis
 from rq.serializers import JSONSerializer
 
 from sorawatch import store
+from sorawatch.commands import subscriptions
 from sorawatch.events import Event, EventLog, queue
 from sorawatch.keys import Keys
-from sorawatch.projections import apply, subscribers
+from sorawatch.projections import apply
 from sorawatch.settings import Settings, SmtpSettings
 from workers import runtime
 from workers.marks import SentMarks
@@ -91,7 +92,7 @@ def raise_alert(log: EventLog, **changes: Any) -> tuple[dict[str, Any], Event]:
 
 def subscribe(log: EventLog, email: str, lang: str, topics: Iterable[str] | None = None,
               kinds: Iterable[str] | None = None, confirmed: bool = True) -> None:  # fmt: skip
-    subscribers.request(log, email, lang, topics, kinds, confirmed=confirmed)
+    subscriptions.request(log, email, lang, topics, kinds, confirmed=confirmed)
 
 
 def run_jobs(redis: Redis, queues: Iterable[str] = QUEUES) -> None:

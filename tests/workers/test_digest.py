@@ -18,10 +18,11 @@ import pytest
 from redis import Redis
 
 from sorawatch import clock, render, schedule
+from sorawatch.commands import subscriptions
 from sorawatch.errors import ValidationError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from sorawatch.projections import ledger, subscribers
+from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.smtp_server import SmtpServer
@@ -56,7 +57,7 @@ def at(text: str) -> datetime:
 
 
 def subscribe(log: EventLog, email: str, lang: str = "en", **timing: object) -> None:
-    subscribers.request(
+    subscriptions.request(
         log,
         email,
         lang,
@@ -239,7 +240,7 @@ def test_switching_to_a_digest_tells_only_what_came_after(
     alert(log, 1, "2026-12-01T09:00:00Z")
     work(settings, redis, "2026-12-01T09:00:30Z")
     at("2026-12-01T12:00:00Z")
-    subscribers.update(log, "switch@example.test", timing=schedule.choose(cadence="daily"))
+    subscriptions.update(log, "switch@example.test", timing=schedule.choose(cadence="daily"))
     alert(log, 2, "2026-12-01T15:00:00Z")
     work(settings, redis, "2026-12-02T08:00:00Z")
     _, digest = smtp.to("switch@example.test")

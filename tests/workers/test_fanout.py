@@ -8,6 +8,7 @@ import threading
 
 from redis import Redis
 
+from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.settings import Settings
 from tests.workers.delivery_helpers import (
@@ -118,7 +119,6 @@ def test_chunks() -> None:
 def test_a_story_reaches_each_recipient_once_and_early_reports_only_who_asked(
     redis: Redis, settings: Settings
 ) -> None:
-    from sorawatch.projections import subscribers, webhooks
 
     setup_runtime(settings, redis)
     log = EventLog(redis, keys_of(settings))
@@ -126,9 +126,9 @@ def test_a_story_reaches_each_recipient_once_and_early_reports_only_who_asked(
     subscribe(log, "all@example.test", "en")
     subscribe(log, "status@example.test", "en", topics=["status"])
     subscribe(log, "partners@example.test", "en", topics=["partnership"])
-    subscribers.request(log, "early@example.test", "en", "status", "change,early", confirmed=True)
-    typed, _ = webhooks.register(log, "http://127.0.0.1:9/c", kinds="change", allow_private=True)
-    stories, _ = webhooks.register(log, "http://127.0.0.1:9/n", kinds="news", allow_private=True)
+    subscriptions.request(log, "early@example.test", "en", "status", "change,early", confirmed=True)
+    typed, _ = endpoints.register(log, "http://127.0.0.1:9/c", kinds="change", allow_private=True)
+    stories, _ = endpoints.register(log, "http://127.0.0.1:9/n", kinds="news", allow_private=True)
     story = {"alert_id": "al_s", "topic": "status", "kind": "story",
              "topics": ["status", "pricing"], "want": {"email": "change", "webhook": "news"}}  # fmt: skip
     plan = fanout.make_plan(redis, keys, story, 100)

@@ -12,6 +12,7 @@ from standardwebhooks import Webhook as Verifier
 from standardwebhooks.exceptions import WebhookVerificationError
 
 from sorawatch import netguard
+from sorawatch.commands import endpoints
 from sorawatch.errors import ValidationError
 from sorawatch.events import EventLog
 from sorawatch.projections import ledger, webhooks
@@ -42,7 +43,7 @@ def log(redis: Redis, settings: Settings) -> EventLog:
 
 
 def register(log: EventLog, url: str, **options: object) -> tuple[webhooks.Webhook, str]:
-    return webhooks.register(log, url, allow_private=True, **options)  # type: ignore[arg-type]
+    return endpoints.register(log, url, allow_private=True, **options)  # type: ignore[arg-type]
 
 
 def verify(secret: str, request: Request) -> dict[str, object]:

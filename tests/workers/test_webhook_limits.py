@@ -29,9 +29,10 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from sorawatch.commands import endpoints
 from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
-from sorawatch.projections import ledger, webhooks
+from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from tests.faults.procs import SLACK, wait_for, write_config
 from tests.reliability import Figures
@@ -119,7 +120,7 @@ def _deliver(
     setup_runtime(settings, redis)
     log = EventLog(redis, keys_of(settings))
     port = endpoint.server_address[1]
-    hook, _ = webhooks.register(log, f"http://127.0.0.1:{port}{path}", allow_private=True)
+    hook, _ = endpoints.register(log, f"http://127.0.0.1:{port}{path}", allow_private=True)
     raise_alert(log)
     webhook_jobs.deliver_webhooks("al_test1", [hook.id], 0)
     assert endpoint.done.wait(60), "the endpoint never saw the client hang up"
@@ -153,7 +154,7 @@ def _work_until_delivered(
     keys = Keys(prefix)
     log = EventLog(redis, keys)
     port = endpoint.server_address[1]
-    hook, _ = webhooks.register(log, f"http://127.0.0.1:{port}{path}", allow_private=True)
+    hook, _ = endpoints.register(log, f"http://127.0.0.1:{port}{path}", allow_private=True)
     raise_alert(log)
     config = write_config(
         tmp_path / f"{prefix}.toml",
@@ -252,7 +253,7 @@ def test_a_wait_over_a_second_is_logged_with_what_it_waited_for(
     log = EventLog(redis, keys_of(settings))
     with HttpReceiver() as rx:
         rx.script("/slow", [(200, {}, 1.5)])
-        hook, _ = webhooks.register(log, rx.url("/slow?token=secret-part"), allow_private=True)
+        hook, _ = endpoints.register(log, rx.url("/slow?token=secret-part"), allow_private=True)
         raise_alert(log)
         with caplog.at_level(logging.WARNING, logger="sorawatch.waits"):
             webhook_jobs.deliver_webhooks("al_test1", [hook.id], 0)
