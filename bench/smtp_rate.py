@@ -1,7 +1,8 @@
 """smtp.rate bench: does the shared mail rate hold with two worker processes?
 
     python bench/smtp_rate.py [--rates 20,200] [--seconds 12] [--repeat 3] [--w 2]
-                              [--throttle-rate 50] [--skip-throttle] [--budget 600] [--quick]
+                              [--throttle-rate 50] [--skip-throttle] [--skip-capacity]
+                              [--budget 600] [--quick]
 
 Everything runs on 127.0.0.1: a redis-server of its own and an aiosmtpd server that
 notes when each message arrives (aiosmtpd takes ~500 messages/s, well above the rates
@@ -12,7 +13,10 @@ in 16 batches, then W spawned burst workers (the real job functions, ``smtp.rate
 times over the steady window (the first and the last second left out): arrivals in
 the window ÷ its length. Printed per run: measured rate, deviation from R in %, the
 slowest and fastest whole second; per R: the median, the spread (max − min) and the
-median's deviation; at the end a ``RESULT {json}`` line (valid JSON, null for missing).
+median's deviation. Each round also has a capacity run: the largest rate's mail with no
+``smtp.rate``, the ceiling of the workers and the sink at that moment (the cores are
+shared: a set rate near or above it cannot be held, and the run shows why). At the end
+a ``RESULT {json}`` line (valid JSON, null for missing).
 
 The throttle run (``--throttle-rate``, default 50/s, for about 20 s of mail): the sink
 answers 421 to every recipient from the 4th to the 7th second, then accepts again.
@@ -141,10 +145,13 @@ class Run:
     window: float
     seconds: list[int]  # messages per whole second, the edges left out
     wall: float
+    jobs: list[int]  # batch jobs each worker process ran
 
     @property
     def deviation(self) -> float | None:
-        return None if self.measured is None else (self.measured / self.rate - 1) * 100
+        if self.measured is None or not self.rate:
+            return None
+        return (self.measured / self.rate - 1) * 100
 
     @property
     def exact(self) -> bool:
@@ -165,10 +172,11 @@ def deliver(
     seed_subscribers(redis, keys, 0, n)
     alert, _ = raise_alert(log, alert_id=f"al_{tag}")
     planned = fanout.fan_out_alert(log, alert, settings)["email"]
-    budget.need(n / rate + 20, f"{tag} ({n:,} mails at {rate:g}/s)")
+    expected = n / (rate or 300)  # unlimited: a few hundred a second on a busy machine
+    budget.need(expected + 20, f"{tag} ({n:,} mails at {rate:g}/s)")
     pool = WorkerPool(settings, ["email"], workers)
     try:
-        wall, _stats = pool.run(timeout=min(budget.left(), 3 * n / rate + 60))
+        wall, stats = pool.run(timeout=min(budget.left(), 3 * expected + 60))
     except TimeoutError as exc:
         raise OutOfTime(f"{tag}: {exc}") from None
     arrivals = sorted(sink.arrivals)
@@ -184,7 +192,7 @@ def deliver(
         rate=rate, planned=planned, arrived=len(arrivals),
         distinct=len({rcpt for _, rcpt in arrivals}), sent=counts.get("sent", 0),
         abandoned=counts.get("abandoned", 0), measured=measured, window=window,
-        seconds=seconds, wall=wall,
+        seconds=seconds, wall=wall, jobs=sorted(s["jobs"] for s in stats),
     )  # fmt: skip
     return run, arrivals
 
@@ -197,8 +205,8 @@ def show(run: Run, k: int) -> None:
     hi = max(run.seconds) if run.seconds else 0
     print(f"  {run.rate:g}/s run {k}: {run.measured:.2f}/s over {run.window:.1f} s "
           f"({run.deviation:+.2f} %); whole seconds {lo}-{hi}; {run.arrived:,} of "
-          f"{run.planned:,} arrived ({run.distinct:,} distinct) in {run.wall:.1f} s"
-          + ("" if run.exact else "  ** NOT EXACTLY ONCE **"), flush=True)  # fmt: skip
+          f"{run.planned:,} arrived ({run.distinct:,} distinct) in {run.wall:.1f} s; jobs per "
+          f"worker {'/'.join(map(str, run.jobs))}" + ("" if run.exact else "  ** NOT EXACTLY ONCE **"), flush=True)  # fmt: skip
 
 
 def summary(rate: float, runs: list[Run]) -> dict[str, Any]:
@@ -310,6 +318,9 @@ def main() -> int:
     parser.add_argument("--w", type=int, default=2, help="worker processes")
     parser.add_argument("--throttle-rate", type=float, default=50.0)
     parser.add_argument("--skip-throttle", action="store_true")
+    parser.add_argument(
+        "--skip-capacity", action="store_true", help="no unlimited run in each round"
+    )
     parser.add_argument("--budget", type=float, default=600.0, help="seconds for the whole bench")
     parser.add_argument("--quick", action="store_true", help="one run per rate, 6 s each")
     args = parser.parse_args()
@@ -321,7 +332,9 @@ def main() -> int:
           f"of {args.seconds:g} s, W={args.w} workers (smtp.concurrency 4 each), aiosmtpd sink; "
           f"budget {args.budget:.0f} s\n  {machine()}", flush=True)  # fmt: skip
     runs: dict[float, list[Run]] = {r: [] for r in rates}
+    capacity: list[float] = []
     throttled: dict[str, Any] | None = None
+    everything_else: list[Run] = []  # the capacity runs
     complete, stopped = True, None
     with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -335,6 +348,18 @@ def main() -> int:
                                          f"r{rate:g}_{rep}")  # fmt: skip
                         runs[rate].append(run)
                         show(run, rep + 1)
+                    if not args.skip_capacity:
+                        n = int(max(rates) * args.seconds)
+                        run, _ = deliver(server.url, redis, sink, tmp, 0.0, n, args.w, budget,
+                                         f"c{rep}")  # fmt: skip
+                        if run.measured is not None:
+                            capacity.append(run.measured)
+                        print(f"  capacity run {rep + 1} (no smtp.rate, the same {n:,} mails, "
+                              f"workers and sink): {run.measured or 0:.0f}/s; whole seconds "
+                              f"{min(run.seconds, default=0)}-{max(run.seconds, default=0)}"
+                              + ("" if run.exact else "  ** NOT EXACTLY ONCE **"),
+                              flush=True)  # fmt: skip
+                        everything_else.append(run)
                 if not args.skip_throttle:
                     throttled = throttle_run(
                         server.url, redis, sink, tmp, args.throttle_rate, args.w, budget
@@ -347,11 +372,17 @@ def main() -> int:
                 redis.close()
     print("\nsummary (measured over each run's steady window; spread = fastest - slowest run):")
     result_rates = {f"{rate:g}": summary(rate, done) for rate, done in runs.items() if done}
-    everything = [r for done in runs.values() for r in done]
+    if capacity:
+        print(f"  capacity without a rate (the same round's ceiling of workers and sink): "
+              f"median {statistics.median(capacity):.0f}/s, spread {min(capacity):.0f}-"
+              f"{max(capacity):.0f}/s; a set rate near or above it cannot be held")  # fmt: skip
+    everything = [r for done in runs.values() for r in done] + everything_else
     exact = all(r.exact for r in everything) and (throttled is None or bool(throttled["exact"]))
     print(f"  every mail arrived exactly once: {'yes' if exact else 'NO'}")
     result = {
         "rates": result_rates, "w": args.w, "seconds": args.seconds, "repeat": args.repeat,
+        "capacity": {"runs": [num(x) for x in capacity],
+                     "median": num(statistics.median(capacity)) if capacity else None},
         "throttle": throttled, "exactly_once": exact, "complete": complete, "stopped": stopped,
         "elapsed_s": num(budget.seconds - budget.left(), 1),
     }  # fmt: skip

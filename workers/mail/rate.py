@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis as AsyncRedis
+from redis.commands.core import AsyncScript
 
 from sorawatch.keys import Keys
 
@@ -116,15 +117,16 @@ class RateLimiter:
         self.cooldown = cooldown
         self._connect = connect
         self._client: AsyncRedis | None = None
+        self._script: AsyncScript | None = None
 
     async def _call(self, mode: str) -> tuple[int, int, float]:
-        if self._client is None:
+        if self._script is None:
             self._client = self._connect()
-        args = (mode, repr(self.rate), repr(burst_for(self.rate)), repr(self.recover))
-        reply = await self._client.eval(
-            _SCRIPT, 1, self.key, *args, repr(FLOOR), repr(self.cooldown)
-        )
-        flag, at, rate = reply
+            # EVALSHA, loading the script once per Redis (again after a restart).
+            self._script = self._client.register_script(_SCRIPT)
+        numbers = (self.rate, burst_for(self.rate), self.recover, FLOOR, self.cooldown)
+        args = [mode, *(repr(n) for n in numbers)]
+        flag, at, rate = await self._script(keys=[self.key], args=args)
         return int(flag), int(at), float(rate)
 
     async def take(self) -> Slot:
@@ -151,5 +153,5 @@ class RateLimiter:
 
     async def close(self) -> None:
         if self._client is not None:
-            client, self._client = self._client, None
+            client, self._client, self._script = self._client, None, None
             await client.aclose()
