@@ -98,6 +98,8 @@ class SmtpMailer:
                 return SendResult(recipient, False, error=f"mail rate unknown (Redis: {exc})")
             if slot.wait > 0:
                 await asyncio.sleep(slot.wait)
+                # Expected whenever the rate binds: DEBUG, not a warning per message.
+                waits.report("a slot in the mail rate (smtp.rate)", slot.wait, logging.DEBUG)
         try:
             # asyncio.timeout, not wait_for: no extra task per message.
             with waits.waiting(f"SMTP server {self.settings.host}:{self.settings.port}"):
