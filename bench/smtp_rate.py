@@ -377,8 +377,11 @@ def main() -> int:
               f"median {statistics.median(capacity):.0f}/s, spread {min(capacity):.0f}-"
               f"{max(capacity):.0f}/s; a set rate near or above it cannot be held")  # fmt: skip
     everything = [r for done in runs.values() for r in done] + everything_else
-    exact = all(r.exact for r in everything) and (throttled is None or bool(throttled["exact"]))
-    print(f"  every mail arrived exactly once: {'yes' if exact else 'NO'}")
+    exact: bool | None = None
+    if everything or throttled is not None:
+        exact = all(r.exact for r in everything) and (throttled is None or throttled["exact"])
+    said = {True: "yes", False: "NO", None: "no run finished"}[exact]
+    print(f"  every mail arrived exactly once: {said}")
     result = {
         "rates": result_rates, "w": args.w, "seconds": args.seconds, "repeat": args.repeat,
         "capacity": {"runs": [num(x) for x in capacity],
