@@ -23,7 +23,7 @@ END = "<!-- settings-table:end -->"
 
 MEANINGS: dict[str, str] = {
     "config": "Path of the TOML settings file (also `--config`). Unset: defaults, the environment and the shipped feed list.",
-    "now": "The clock every command decides by, an ISO 8601 instant (`2024-02-15T10:00:00Z`): when an item is seen, the windows and age rules, `raised_at`, ledger and retry times. For replays and tests. Unset: the real clock. Timeouts, leases, poll scheduling, link expiry and webhook signatures always use the real clock.",
+    "now": "The clock every command decides by, an ISO 8601 instant (`2024-02-15T10:00:00Z`): when an item is seen, the windows and age rules, `raised_at`, ledger and retry times. For replays and tests. Unset: the real clock. Timeouts, leases, poll scheduling, link expiry, webhook signatures and the mail rate always use the real clock.",
     "redis.url": "Redis to use (`redis://`, `rediss://` or `unix://`). Unset: `sorawatch run` starts an embedded Redis; other commands need it.",
     "redis.prefix": "Prefix of every Redis key, so several deployments can share one Redis.",
     "smtp.host": "SMTP server for alert and confirmation mail. Unset: each email is written as an `.eml` file to the outbox folder.",
@@ -36,6 +36,7 @@ MEANINGS: dict[str, str] = {
     "smtp.timeout": "Seconds to wait for the SMTP server on each step.",
     "smtp.concurrency": "SMTP connections one worker uses at once for a batch.",
     "smtp.deadline": "Seconds one message may take in all (connect, send) before it counts as a transient failure.",
+    "smtp.rate": "Messages per second for the whole deployment, shared by every worker through Redis (e.g. 14 for a new Amazon SES account). A tenth of a second's worth (at least one) may go at once. A 421 or 454 from the server halves it for everyone, down to 1/16 at most; it climbs back by a tenth of the set rate each second. 0: no limit.",
     "web.host": "Address the web server listens on (`0.0.0.0` in a container).",
     "web.port": "Port the web server listens on.",
     "web.base_url": "Public address of the status page, used for links in mail and the Atom feed. Unset: `http://host:port`.",

@@ -76,6 +76,11 @@ class Keys:
         """A per-hour request counter (web subscribe form); expires on its own."""
         return f"{self.prefix}:rate:{scope}:{digest(ident)}"
 
+    @property
+    def smtp_rate(self) -> str:
+        """The deployment's shared mail rate (``smtp.rate``): a GCRA limiter's state."""
+        return f"{self.prefix}:smtp:rate"
+
     def queue(self, name: str) -> str:
         """The RQ queue ``name`` (``changes``, ``email``, ``webhook``) of this deployment.
 

@@ -56,6 +56,8 @@ class SmtpSettings:
     timeout: float = field(default=30.0, metadata=_range(0.1, 600))
     concurrency: int = field(default=4, metadata=_range(1, 64))
     deadline: float = field(default=60.0, metadata=_range(0.1, 3600))
+    # Messages per second for the whole deployment, shared through Redis; 0: no limit.
+    rate: float = field(default=0.0, metadata=_range(0, 100000))
 
 
 @dataclass(frozen=True, slots=True)

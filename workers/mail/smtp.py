@@ -8,6 +8,10 @@ or times out is closed and reopened for the next message.
 Outcomes, per RFC 5321: 2xx sent; 4xx (and timeouts, dropped connections)
 transient; 5xx permanent. aiosmtplib raises nothing when only some recipients
 are refused, so the per-recipient errors it returns are inspected too.
+
+With a ``RateLimiter`` (``smtp.rate``), each message first reserves its slot in
+the deployment's shared rate and waits for it before taking a connection, so no
+connection is held while waiting; a 421 or 454 slows the shared rate down.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 
 import aiosmtplib
+from redis.exceptions import RedisError
 
 from sorawatch.settings import SmtpSettings
 from workers import waits
 from workers.mail.base import RawMessage, SendResult, recipient_of
+from workers.mail.rate import THROTTLE_CODES, RateLimiter
 
 log = logging.getLogger("sorawatch.mail")
 
@@ -34,8 +40,9 @@ def _classify(recipient: str, code: int, text: str) -> SendResult:
 
 
 class SmtpMailer:
-    def __init__(self, settings: SmtpSettings) -> None:
+    def __init__(self, settings: SmtpSettings, limiter: RateLimiter | None = None) -> None:
         self.settings = settings
+        self.limiter = limiter
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._all: list[aiosmtplib.SMTP] = []
@@ -80,15 +87,32 @@ class SmtpMailer:
 
     async def send(self, message: EmailMessage | RawMessage) -> SendResult:
         """Send one single-recipient message within the deadline; never raises for
-        a refusal, a timeout or a lost connection: those are results."""
+        a refusal, a timeout or a lost connection: those are results. With a rate
+        limiter, waits for the message's slot first (outside the deadline); without
+        Redis to ask, sends nothing and reports a transient failure."""
         recipient = recipient_of(message)
+        if self.limiter is not None:
+            try:
+                slot = await self.limiter.take()
+            except RedisError as exc:
+                return SendResult(recipient, False, error=f"mail rate unknown (Redis: {exc})")
+            if slot.wait > 0:
+                await asyncio.sleep(slot.wait)
+                # Expected whenever the rate binds: DEBUG, not a warning per message.
+                waits.report("a slot in the mail rate (smtp.rate)", slot.wait, logging.DEBUG)
         try:
             # asyncio.timeout, not wait_for: no extra task per message.
             with waits.waiting(f"SMTP server {self.settings.host}:{self.settings.port}"):
                 async with asyncio.timeout(self.settings.deadline):
-                    return await self._send(message, recipient)
+                    result = await self._send(message, recipient)
         except TimeoutError:
             return SendResult(recipient, False, error=f"no answer within {self.settings.deadline}s")
+        if self.limiter is not None and result.code in THROTTLE_CODES:
+            try:
+                await self.limiter.slow_down(result.code)
+            except RedisError as exc:
+                log.warning("could not lower the shared mail rate: %s", exc)
+        return result
 
     async def _send(self, message: EmailMessage | RawMessage, recipient: str) -> SendResult:
         client: aiosmtplib.SMTP | None = None
@@ -154,7 +178,9 @@ class SmtpMailer:
         self._slots.release()
 
     async def close(self) -> None:
-        """QUIT every open connection."""
+        """QUIT every open connection (and drop the rate limiter's Redis connection)."""
+        if self.limiter is not None:
+            await self.limiter.close()
         for client in self._all:
             if client.is_connected:
                 try:
