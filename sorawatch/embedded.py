@@ -24,6 +24,7 @@ from redis.exceptions import BusyLoadingError, RedisError
 from redis.retry import Retry
 
 from sorawatch.errors import SorawatchError
+from sorawatch.store import text
 
 log = logging.getLogger("sorawatch.embedded")
 
@@ -137,7 +138,7 @@ class EmbeddedRedis:
         client = _client(last)
         try:
             found = client.config_get("dir").get("dir", "")
-            found = found.decode("utf-8") if isinstance(found, bytes) else str(found)
+            found = text(found)
             if not found or Path(found).resolve() != self.dir.resolve():
                 return  # somebody else's Redis now lives on that port
             log.warning("shutting down a Redis left running by an earlier run at %s", last)

@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 from sorawatch import clock
 from sorawatch.errors import EventError
 from sorawatch.keys import Keys
+from sorawatch.store import text
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +279,7 @@ class EventLog:
             while True:
                 try:
                     pipe.watch(*index)  # type: ignore[no-untyped-call]
-                    known = [_s(v) for v in pipe.mget(index)]
+                    known = [text(v) for v in pipe.mget(index)]
                     fresh: dict[int, None] = {}
                     ids_here: set[str] = set()
                     for i, (event, _) in enumerate(batch):
@@ -306,7 +307,7 @@ class EventLog:
                     break
                 except WatchError:
                     continue
-        sids = {i: _s(replies[n]) or "" for n, i in enumerate(fresh)}
+        sids = {i: text(replies[n]) or "" for n, i in enumerate(fresh)}
         return [
             Appended(e, sids[i], True) if i in sids else Appended(e, known[i] or "", False)
             for i, (e, _) in enumerate(batch)
@@ -325,7 +326,7 @@ class EventLog:
             if not rows:
                 return
             for sid, fields in rows:
-                last = _s(sid) or last
+                last = text(sid) or last
                 yield last, Event.from_json(fields[b"e"])
             if remaining is not None:
                 remaining -= len(rows)
@@ -335,19 +336,19 @@ class EventLog:
         last = after
         if last == "$":
             tail: Any = self.redis.xrevrange(self.keys.events, count=1)
-            last = _s(tail[0][0]) or "0" if tail else "0"
+            last = text(tail[0][0]) or "0" if tail else "0"
         while True:
             reply: Any = self.redis.xread({self.keys.events: last}, block=block_ms, count=500)
             for _stream, rows in reply or []:
                 for sid, fields in rows:
-                    last = _s(sid) or last
+                    last = text(sid) or last
                     yield last, Event.from_json(fields[b"e"])
 
     def count(self) -> int:
         return int(self.redis.xlen(self.keys.events))
 
     def get(self, event_id: str) -> Event | None:
-        sid = _s(self.redis.get(self.keys.event_index(event_id)))
+        sid = text(self.redis.get(self.keys.event_index(event_id)))
         if sid is None:
             return None
         rows: Any = self.redis.xrange(self.keys.events, min=sid, max=sid)
@@ -367,9 +368,3 @@ class EventLog:
                     pipe.execute()
             pipe.execute()
         return n
-
-
-def _s(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

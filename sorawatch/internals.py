@@ -70,6 +70,8 @@ from rq.executions import Execution
 from rq.scheduler import SCHEDULER_KEY_TEMPLATE, RQScheduler
 from rq.scripts import release_lock
 
+from sorawatch.store import text
+
 # -- Python's re ---------------------------------------------------------------------
 
 
@@ -133,7 +135,7 @@ def execution_worker(redis: Redis, composite: str) -> str | None:
     """The name of the worker running the execution ``composite`` (an entry of a
     StartedJobRegistry), None when Redis no longer knows it."""
     raw = redis.hget(Execution.from_composite_key(composite, redis).key, "worker_name")
-    return raw.decode() if isinstance(raw, bytes) else raw
+    return text(raw)
 
 
 def scheduler_process(scheduler: RQScheduler | None) -> Any:

@@ -25,10 +25,9 @@ from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
+from sorawatch import vocabulary
+from sorawatch.vocabulary import LANGS
 
-LANGS = ("ar", "en")
-# The order a `both` subscriber reads: Arabic first, then English.
-BOTH = ("ar", "en")
 TEMPLATES_DIR = Path(templates.__file__).resolve().parent
 
 # Month names spelled out (Arabic month names for ``ar``), 24-hour UTC clock.
@@ -88,7 +87,7 @@ def line(text: object, lang: str) -> str:
 def languages(pref: str) -> tuple[str, ...]:
     """The languages a preference stands for: ``both`` → (ar, en); raises ValueError."""
     if pref == "both":
-        return BOTH
+        return LANGS  # the order a `both` subscriber reads: Arabic first
     if pref in LANGS:
         return (pref,)
     raise ValueError(f"unknown language {pref!r} (expected ar, en or both)")
@@ -390,6 +389,8 @@ def environment() -> Environment:
         summary=summary,
         count_of=format_count,
         LANGS=LANGS,
+        LANG_CHOICES=vocabulary.LANG_CHOICES,
+        TOPICS=vocabulary.TOPICS,
     )
     return env
 

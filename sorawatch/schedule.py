@@ -19,8 +19,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sorawatch.errors import ValidationError
+from sorawatch.vocabulary import CADENCES
 
-CADENCES = ("instant", "daily", "weekly")
 DIGESTS = ("daily", "weekly")
 MONDAY = 0
 DEFAULT_TZ = "UTC"

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 from sorawatch.errors import SettingsError
 from sorawatch.redact import redact_url
+from sorawatch.vocabulary import LANGS
 
 ENV_PREFIX = "SORAWATCH_"
-LANGS = ("ar", "en")
 MIN_SECRET = 32  # web.secret, web.admin_token, web.metrics_token: guessable below this
 
 

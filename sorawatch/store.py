@@ -6,7 +6,7 @@ bytes client and decodes what it reads.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -53,8 +53,12 @@ def _options(settings: Settings) -> tuple[str, dict[str, Any]]:
     }
 
 
-def text(value: bytes | str | None) -> str | None:
-    """Decode a value read from Redis."""
-    if value is None or isinstance(value, str):
-        return value
-    return value.decode("utf-8")
+@overload
+def text(value: None) -> None: ...
+@overload
+def text(value: bytes | str | int | float | list[Any] | tuple[Any, ...]) -> str: ...
+def text(value: Any) -> str | None:
+    """A Redis reply as text (UTF-8): the one bytes → text helper. None stays None."""
+    if value is None:
+        return None
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -20,6 +20,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sorawatch.errors import SorawatchError
 from sorawatch.keys import Keys
 from sorawatch.settings import Settings
+from sorawatch.store import text
 
 PURPOSES = {"confirm": 48 * 3600, "unsubscribe": None, "preferences": None}
 
@@ -33,8 +34,8 @@ def signing_secret(settings: Settings, redis: Any, keys: Keys) -> str:
     if settings.web.secret:
         return settings.web.secret
     redis.set(keys.secret, _secrets.token_urlsafe(48), nx=True)
-    value = redis.get(keys.secret)
-    return value.decode() if isinstance(value, bytes) else str(value)
+    value: bytes | str = redis.get(keys.secret)
+    return text(value)
 
 
 class Tokens:

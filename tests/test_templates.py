@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sorawatch import render
-from watcher.lexicon import STATUSES
+from sorawatch.vocabulary import STATUSES
 from workers.email import subject_for
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from sorawatch.vocabulary import TOPICS
 from watcher.facts import (
     extract_partner_claims,
     extract_partners,
@@ -22,7 +23,6 @@ from watcher.mentions import Mention, Prepared
 
 __all__ = ["TOPICS", "Classification", "Classifier", "default_classifier", "load_lexicon"]
 
-TOPICS: tuple[str, ...] = ("status", "pricing", "partnership")
 
 # News items are a headline and a few sentences (the watcher keeps 500 and 4,000
 # characters); past these only the beginning is read, so a whole article pasted into

@@ -275,7 +275,7 @@ class Schedule:
         return health_from(feed, raw)
 
 
-def health_from(feed: FeedSettings, raw: Mapping[str | None, str | None]) -> FeedHealth:
+def health_from(feed: FeedSettings, raw: Mapping[str, str | None]) -> FeedHealth:
     def num(name: str, kind: type = int) -> Any:
         value = raw.get(name)
         try:

@@ -13,23 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sorawatch.errors import LexiconError
+from sorawatch.vocabulary import STATUSES
 from watcher.literals import Patterns
 from watcher.mentions import PhraseIndex
 from watcher.rules import Labelled, Reader, join
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "lexicons" / "sora.toml"
 
-STATUSES: tuple[str, ...] = (
-    "announced",
-    "research_preview",
-    "limited_access",
-    "delayed",
-    "released",
-    "new_version",
-    "expanded",
-    "paused",
-    "discontinued",
-)
 _OUTCOMES = frozenset({"keep", "drop", *STATUSES})
 
 

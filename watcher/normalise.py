@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from sorawatch.settings import LANGS, FeedSettings
+from sorawatch.settings import FeedSettings
+from sorawatch.vocabulary import LANGS
 from watcher.parse import ParsedFeed, RawEntry
 
 # Events carry enough text to classify and to show; a full article body in every

@@ -97,7 +97,7 @@ def same_event(
         for sig in sigs:
             pipe.zrangebyscore(stories.fact_key(keys, sig), lo, hi, withscores=True)
         replies = pipe.execute()
-    found = {text(m): float(s) for rows in replies for m, s in rows}
+    found: dict[str, float] = {text(m): float(s) for rows in replies for m, s in rows}
     if not found:
         return None
     return min(found.items(), key=lambda kv: (kv[1], kv[0]))[0]

@@ -311,7 +311,7 @@ def _after(log: EventLog, settings: Settings, hook: webhooks.Webhook, result: Ou
         return
     redis.set(key, utcnow(), nx=True)
     since = redis.get(key)
-    since_text = since.decode() if isinstance(since, bytes) else str(since)
+    since_text = store.text(since)
     failing_for = clock.timestamp() - epoch(since_text)
     if failing_for >= settings.webhooks.disable_after:
         endpoints.disable(

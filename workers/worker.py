@@ -38,7 +38,7 @@ from rq.serializers import JSONSerializer
 from sorawatch import internals
 from sorawatch.events import queue
 from sorawatch.settings import Settings
-from sorawatch.store import connect
+from sorawatch.store import connect, text
 from workers import digest as digests
 from workers import runtime, waits
 
@@ -60,7 +60,7 @@ def _gone(redis: Redis, key: str, host: str) -> bool:
     """True when the RQ worker or scheduler registered at ``key`` is surely gone: its
     registration expired or says it died, or it ran on this host under a dead pid."""
     fields = redis.hmget(key, ["hostname", "pid", "death"])
-    hostname, pid, death = (v.decode() if isinstance(v, bytes) else v for v in fields)
+    hostname, pid, death = (text(v) for v in fields)
     if hostname is None or death:
         return True
     if hostname != host or pid is None or not pid.isdigit():
@@ -92,7 +92,7 @@ def expire_abandoned(redis: Redis, queues: Iterable[Queue]) -> int:
     for q in queues:
         registry = StartedJobRegistry(q.name, connection=redis, serializer=q.serializer)
         for entry in redis.zrange(registry.key, 0, -1):
-            composite = entry.decode() if isinstance(entry, bytes) else str(entry)
+            composite = text(entry)
             name = internals.execution_worker(redis, composite)
             if name and _gone(redis, internals.worker_key(name), host):
                 redis.zadd(registry.key, {composite: 0}, xx=True)
@@ -111,7 +111,7 @@ def release_dead_scheduler_locks(redis: Redis, queues: Iterable[Queue]) -> list[
         owner = redis.get(lock)
         if owner is None:
             continue
-        name = owner.decode() if isinstance(owner, bytes) else str(owner)
+        name = text(owner)
         gone = _gone(redis, internals.scheduler_key(name), host)
         if gone and internals.release_scheduler_lock(redis, lock, name):
             freed.append(q.name)

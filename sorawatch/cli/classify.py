@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-_LANGS = ("ar", "en")
+from sorawatch.vocabulary import LANGS
 
 
 @click.command("classify")
@@ -75,7 +75,7 @@ def parse_line(line: str) -> tuple[str, str, str | None]:
             raise ValueError(f'"{key}" must be a string or null, got {type(value).__name__}')
         texts.append(value or "")
     lang = doc.get("lang")
-    if lang is not None and lang not in _LANGS:
+    if lang is not None and lang not in LANGS:
         raise ValueError(f'"lang" must be "ar", "en" or null, got {lang!r}')
     return texts[0], texts[1], lang
 

@@ -17,7 +17,7 @@ from sorawatch.errors import ValidationError
 from sorawatch.event_data import WebhookDisabled, WebhookEnabled, WebhookRegistered, WebhookRemoved
 from sorawatch.events import Event, EventLog, utcnow
 from sorawatch.projections._common import DEFAULT_KINDS, KINDS, TOPICS, choose, choose_lang
-from sorawatch.projections.webhooks import ALL_KINDS, ALL_TOPICS, Webhook, get
+from sorawatch.projections.webhooks import Webhook, get
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -61,8 +61,8 @@ def register(
     url: str,
     secret: str | None = None,
     lang: str = "both",
-    topics: Iterable[str] | str | None = ALL_TOPICS,
-    kinds: Iterable[str] | str | None = ALL_KINDS,
+    topics: Iterable[str] | str | None = TOPICS,
+    kinds: Iterable[str] | str | None = DEFAULT_KINDS,
     allow_private: bool = False,
 ) -> tuple[Webhook, str]:
     """Register an endpoint; returns it with its secret (generated when None).

@@ -8,12 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sorawatch.errors import ValidationError
+from sorawatch.store import text
+from sorawatch.vocabulary import DEFAULT_KINDS, KINDS, LANG_CHOICES, TOPICS
 
-LANGS = ("ar", "en", "both")
-TOPICS = ("status", "pricing", "partnership")
-KINDS = ("change", "news", "early")
-# What a subscription gets unless it asks: early (unconfirmed) reports are opt-in.
-DEFAULT_KINDS = ("change", "news")
+__all__ = ["DEFAULT_KINDS", "KINDS", "TOPICS", "text"]  # read here by the projections
 
 
 def dumps(value: Any) -> str:
@@ -27,7 +25,7 @@ def loads(raw: bytes | str | None) -> Any:
 def choose_lang(lang: str) -> str:
     """``lang`` checked against ar|en|both; raises ValidationError."""
     value = (lang or "").strip().lower()
-    if value not in LANGS:
+    if value not in LANG_CHOICES:
         raise ValidationError(f"language {lang!r}: must be one of ar, en, both")
     return value
 
@@ -60,11 +58,6 @@ def choose_request(
     (ValidationError); early reports are opt-in, so no kinds means the default ones."""
     kinds_ = choose(DEFAULT_KINDS if kinds is None else kinds, KINDS, "kind")
     return normalize(email), choose_lang(lang), choose(topics, TOPICS, "topic"), kinds_
-
-
-def text(value: Any) -> str:
-    """A Redis reply (bytes) as text."""
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def epoch(iso: str | None) -> float:

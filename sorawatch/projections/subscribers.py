@@ -44,8 +44,8 @@ from sorawatch.projections._common import (
     loads,
     text,
 )
+from sorawatch.vocabulary import SUBSCRIBER_STATUSES
 
-STATUSES = ("pending", "confirmed", "unsubscribed")
 SCHEDULE_FIELDS = ("cadence", "tz", "hour", "max_per_day", "cadence_since")
 
 
@@ -191,7 +191,7 @@ def _store(redis: Redis, keys: Keys, old: Subscriber | None, new: Subscriber) ->
     with redis.pipeline() as pipe:
         pipe.set(f"{ns}:s:{new.email}", dumps(new.to_dict()))
         pipe.zadd(f"{ns}:all", {new.email: 0})
-        for status in STATUSES:
+        for status in SUBSCRIBER_STATUSES:
             if status != new.status:
                 pipe.zrem(f"{ns}:status:{status}", new.email)
         pipe.zadd(f"{ns}:status:{new.status}", {new.email: 0})

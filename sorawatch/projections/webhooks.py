@@ -18,16 +18,11 @@ from sorawatch.events import Event
 from sorawatch.keys import Keys
 from sorawatch.projections import handles
 from sorawatch.projections._common import (
-    DEFAULT_KINDS,
-    TOPICS,
     dumps,
     epoch,
     loads,
     text,
 )
-
-ALL_TOPICS = TOPICS
-ALL_KINDS = DEFAULT_KINDS
 
 
 @dataclass(frozen=True, slots=True)

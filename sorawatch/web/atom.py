@@ -19,7 +19,7 @@ from fastapi.responses import Response
 
 from sorawatch import clock, render
 from sorawatch.projections import alerts
-from sorawatch.web.models import Topic
+from sorawatch.vocabulary import Topic
 from sorawatch.web.pages import clean_alert, clean_text
 from sorawatch.web.view import negotiate, words
 

@@ -7,11 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Lang = Literal["ar", "en", "both"]
-Topic = Literal["status", "pricing", "partnership"]
-Kind = Literal["change", "news", "early"]
-ALL_TOPICS: list[Topic] = ["status", "pricing", "partnership"]
-ALL_KINDS: list[Kind] = ["change", "news"]
+from sorawatch.vocabulary import DEFAULT_KINDS, TOPICS, Cadence, Kind, SubscriberStatus, Topic
+from sorawatch.vocabulary import LangChoice as Lang
 
 
 class ErrorOut(BaseModel):
@@ -41,8 +38,8 @@ class WebhookIn(BaseModel):
         description="A `whsec_` base64 secret; generated when omitted.",
     )
     lang: Lang = "both"
-    topics: list[Topic] = Field(default_factory=lambda: list(ALL_TOPICS), min_length=1)
-    kinds: list[Kind] = Field(default_factory=lambda: list(ALL_KINDS), min_length=1)
+    topics: list[Topic] = Field(default_factory=lambda: list(TOPICS), min_length=1)
+    kinds: list[Kind] = Field(default_factory=lambda: list(DEFAULT_KINDS), min_length=1)
 
 
 class WebhookOut(BaseModel):
@@ -76,13 +73,13 @@ class SubscriberOut(BaseModel):
     lang: Lang
     topics: list[Topic]
     kinds: list[Kind]
-    status: Literal["pending", "confirmed", "unsubscribed"]
+    status: SubscriberStatus
     requested_at: str | None = None
     confirmed_at: str | None = None
     tokens_after: str | None = Field(
         default=None, description="Links signed before this time are refused (revoked)."
     )
-    cadence: Literal["instant", "daily", "weekly"] = "instant"
+    cadence: Cadence = "instant"
     tz: str = Field(default="UTC", description="IANA time zone of the digest hour.")
     hour: int = Field(default=8, ge=0, le=23, description="Hour of the digest (weekly: Mondays).")
     max_per_day: int = Field(
@@ -98,7 +95,7 @@ class SubscriberChange(BaseModel):
     lang: Lang | None = None
     topics: list[Topic] | None = None
     kinds: list[Kind] | None = None
-    cadence: Literal["instant", "daily", "weekly"] | None = None
+    cadence: Cadence | None = None
     tz: str | None = Field(default=None, max_length=64)
     hour: int | None = Field(default=None, ge=0, le=23)
     max_per_day: int | None = Field(default=None, ge=0, le=10_000)

@@ -15,13 +15,12 @@ from fastapi.responses import HTMLResponse
 
 from sorawatch import schedule
 from sorawatch.projections import alerts, state
+from sorawatch.vocabulary import DEFAULT_KINDS, TOPICS
 from sorawatch.web.view import page, page_lang
 
 router = APIRouter(include_in_schema=False)
 
 TIMELINE = 30
-ALL_TOPICS = ("status", "pricing", "partnership")
-ALL_KINDS = ("change", "news")
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -44,7 +43,7 @@ def blank_form(lang: str) -> dict[str, Any]:
     """The subscribe form's defaults: the page's language, every topic and kind, each
     alert as it comes (at most the default number a day)."""
     timing = asdict(schedule.Schedule())
-    return {"email": "", "lang": lang, "topics": ALL_TOPICS, "kinds": ALL_KINDS, **timing}
+    return {"email": "", "lang": lang, "topics": TOPICS, "kinds": DEFAULT_KINDS, **timing}
 
 
 # C0 controls (but tab and newlines), DEL, lone surrogates and non-characters: feed

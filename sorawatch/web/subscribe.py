@@ -21,11 +21,12 @@ from sorawatch.commands import subscriptions
 from sorawatch.errors import ValidationError
 from sorawatch.projections import subscribers
 from sorawatch.tokens import TokenError, revoked
+from sorawatch.vocabulary import LANGS
 from sorawatch.web.deps import tokens
 from sorawatch.web.pages import blank_form
 from sorawatch.web.ratelimit import RateLimited, hit
 from sorawatch.web.security import client_bucket
-from sorawatch.web.view import LANGS, page, page_lang, words
+from sorawatch.web.view import page, page_lang, words
 
 router = APIRouter(include_in_schema=False)
 

@@ -18,8 +18,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from sorawatch import render
+from sorawatch.vocabulary import LANGS
 
-LANGS = ("en", "ar")
 DEFAULT_LANG = "en"
 
 

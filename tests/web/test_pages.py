@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 
 from sorawatch.events import Event, EventLog
 from sorawatch.projections import apply
+from sorawatch.vocabulary import STATUSES
 from sorawatch.web.security import CSP
 from sorawatch.web.view import negotiate
 from tests.conftest import REPO
 from tests.web.seed import EVIL_URL, seed, source
-from watcher.lexicon import STATUSES
 
 HTML = {"accept": "text/html"}
 
