@@ -361,7 +361,7 @@ def breakdown(redis: Redis, keys: Keys, alert_id: str, log_before: int) -> dict[
     return {
         "outcomes": key_bytes(redis, f"{ledger_ns}:o:{alert_id}:*"),
         "counts": key_bytes(redis, f"{ledger_ns}:c:{alert_id}:*"),
-        "sent_marks": key_bytes(redis, ledger.sent_key(keys, alert_id, "*")),
+        "sent_marks": key_bytes(redis, keys.sent_marks(alert_id, "*")),
         "log": int(redis.memory_usage(keys.events, samples=0) or 0) - log_before,
         "rq_jobs_1h": key_bytes(redis, f"rq:*{alert_id}*"),
     }
@@ -370,7 +370,7 @@ def breakdown(redis: Redis, keys: Keys, alert_id: str, log_before: int) -> dict[
 def sent(redis: Redis, keys: Keys, alert_id: str, channel: str) -> int:
     """Recipients of an alert recorded sent (ledger counts, else the marks)."""
     counts = ledger.counts(redis, keys, alert_id, channel)
-    return counts.get("sent", 0) or int(redis.hlen(ledger.sent_key(keys, alert_id, channel)))
+    return counts.get("sent", 0) or int(redis.hlen(keys.sent_marks(alert_id, channel)))
 
 
 @dataclasses.dataclass

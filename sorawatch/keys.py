@@ -116,3 +116,20 @@ class Keys:
     def digest_tick(self) -> str:
         """Held while one process enqueues the digests due (workers on many hosts)."""
         return f"{self.prefix}:digest:tick"
+
+    def sent_marks(self, delivery_id: str, channel: str) -> str:
+        """Recipients a delivery (an alert or a digest) was sent to on ``channel``, marked
+        the moment the server accepted it: operational, so replay leaves them alone."""
+        return f"{self.prefix}:delivery:sent:{delivery_id}:{channel}"
+
+    def fanout_plan(self, alert_id: str) -> str:
+        """An alert's batch plan (JSON), written once, deleted when its jobs are enqueued."""
+        return f"{self.prefix}:fanout:{alert_id}:plan"
+
+    def fanout_done(self, alert_id: str) -> str:
+        """Set in the MULTI that enqueues an alert's batch jobs: a re-run enqueues nothing."""
+        return f"{self.prefix}:fanout:{alert_id}:done"
+
+    def failing_since(self, webhook_id: str) -> str:
+        """Since when an endpoint has failed without a success in between (operational)."""
+        return f"{self.prefix}:webhook:{webhook_id}:failing_since"

@@ -32,14 +32,6 @@ from workers.retry import enqueue_delivery
 PLAN_TTL = 30 * 86400  # long after any retry; losing it only matters to a re-run
 
 
-def plan_key(keys: Keys, alert_id: str) -> str:
-    return f"{keys.prefix}:fanout:{alert_id}:plan"
-
-
-def done_key(keys: Keys, alert_id: str) -> str:
-    return f"{keys.prefix}:fanout:{alert_id}:done"
-
-
 def chunks(pages: Iterable[list[str]], size: int) -> Iterator[list[str]]:
     """Re-cut pages of any size into lists of at most ``size``."""
     batch: list[str] = []
@@ -87,7 +79,7 @@ def make_plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[s
 
 def plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[str, Any]:
     """The alert's batch plan: made and stored once, read back ever after."""
-    key = plan_key(keys, str(alert["alert_id"]))
+    key = keys.fanout_plan(str(alert["alert_id"]))
     stored = redis.get(key)
     if stored is None:
         fresh = make_plan(redis, keys, alert, size)
@@ -116,7 +108,7 @@ def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict
         for channel in ("email", "webhook")
         for n, recipients in enumerate(batches.get(channel, []))
     ]
-    done = done_key(keys, alert_id)
+    done = keys.fanout_done(alert_id)
     with redis.pipeline() as pipe:
         try:
             pipe.watch(done)  # type: ignore[no-untyped-call]
@@ -127,7 +119,7 @@ def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict
                 args = (alert_id, recipients, 0)
                 enqueue_delivery(redis, settings, channel, FUNCS[channel], args, jid, pipeline=pipe)
             pipe.set(done, len(jobs), ex=PLAN_TTL)
-            pipe.delete(plan_key(keys, alert_id))
+            pipe.delete(keys.fanout_plan(alert_id))
             counts = {c: sum(len(b) for b in batches.get(c, [])) for c in ("email", "webhook")}
             for channel, n in counts.items():
                 metrics.incr(pipe, keys, "fanout_recipients", n, channel=channel)

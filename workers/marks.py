@@ -28,7 +28,7 @@ class SentMarks:
 
     def __init__(self, client: AsyncRedis, keys: Keys, alert_id: str, channel: str) -> None:
         self.client = client
-        self.key = ledger.sent_key(keys, alert_id, channel)
+        self.key = keys.sent_marks(alert_id, channel)
         self._fields: dict[str, str] = {}
         self._forget: set[str] = set()
         self._waiters: list[asyncio.Future[None]] = []

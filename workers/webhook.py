@@ -188,11 +188,6 @@ def _host(url: str) -> str:
         return "?"
 
 
-def _failing_key(keys: Keys, webhook_id: str) -> str:
-    """Operational: since when an endpoint has failed without a success in between."""
-    return f"{keys.prefix}:webhook:{webhook_id}:failing_since"
-
-
 async def send_batch(
     log: EventLog,
     settings: Settings,
@@ -237,7 +232,7 @@ async def send_batch(
         result = Outcome(hook.id, out.ok, out.error, out.permanent, out.retry_after, extra)
         if result.ok:
             # Marked at once, and the endpoint's failure streak ends, in one grouped write.
-            await marks.mark(hook.id, forget=[_failing_key(keys, hook.id)])
+            await marks.mark(hook.id, forget=[keys.failing_since(hook.id)])
         else:
             _after(log, settings, hook, result)
         return result
@@ -305,7 +300,7 @@ def _read_batch(
 def _after(log: EventLog, settings: Settings, hook: webhooks.Webhook, result: Outcome) -> None:
     """After a failure: track continuous failure; disable on 410 or too long failing."""
     redis, keys = log.redis, log.keys
-    key = _failing_key(keys, hook.id)
+    key = keys.failing_since(hook.id)
     if result.extra.get("code") == 410:
         endpoints.disable(log, hook.id, "410 Gone")
         return

@@ -104,11 +104,6 @@ def _pending_key(keys: Keys) -> str:
     return f"{_ns(keys)}:pending"
 
 
-def sent_key(keys: Keys, alert_id: str, channel: str) -> str:
-    """Operational marks (not a projection: replay leaves them alone)."""
-    return f"{keys.prefix}:delivery:sent:{alert_id}:{channel}"
-
-
 def letter_id(alert_id: str, channel: str, recipient: str) -> str:
     """A short, stable id for one (alert, channel, recipient) delivery."""
     return "dl_" + digest(f"{alert_id}\x1f{channel}\x1f{recipient}", 16)
@@ -125,7 +120,7 @@ def already_sent(
     if not wanted:
         return set()
     with redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(sent_key(keys, alert_id, channel), wanted)
+        pipe.hmget(keys.sent_marks(alert_id, channel), wanted)
         pipe.hmget(_outcomes_key(keys, alert_id, channel), wanted)
         marks, records = pipe.execute()
     done: set[str] = set()
@@ -144,7 +139,7 @@ def forget_marks(
     """Drop the sent marks of ``recipients`` once their ``sent`` outcome is applied."""
     names = list(recipients)
     if names:
-        redis.hdel(sent_key(keys, alert_id, channel), *names)
+        redis.hdel(keys.sent_marks(alert_id, channel), *names)
 
 
 def record(
@@ -159,7 +154,7 @@ def record(
 def status(redis: Redis, keys: Keys, alert_id: str, channel: str, recipient: str) -> str | None:
     """``sent``, ``failed`` (a retry is due), ``abandoned``, ``retrying`` (requeued by
     hand) or None; a message marked sent whose batch event is not written yet is ``sent``."""
-    if redis.hexists(sent_key(keys, alert_id, channel), recipient):
+    if redis.hexists(keys.sent_marks(alert_id, channel), recipient):
         return "sent"
     found = record(redis, keys, alert_id, channel, recipient)
     return None if found is None else str(found["status"])

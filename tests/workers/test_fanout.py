@@ -68,7 +68,7 @@ def test_plan_is_written_once_and_reused(redis: Redis, settings: Settings) -> No
     first = fanout.plan(redis, log.keys, alert, 250)
     subscribe(log, "b@example.test", "en")
     assert fanout.plan(redis, log.keys, alert, 250) == first
-    stored = json.loads(redis.get(fanout.plan_key(log.keys, "al_test1")) or b"{}")
+    stored = json.loads(redis.get(log.keys.fanout_plan("al_test1")) or b"{}")
     assert stored["email"] == [["a@example.test"]]
 
 

@@ -57,7 +57,7 @@ def test_a_finished_alert_keeps_counts_and_dead_letters_and_drops_its_marks(
     assert ledger.counts(redis, keys, "al_test1", "email") == {"sent": 11, "abandoned": 1}
     assert [d["recipient"] for d in ledger.dead_letters(redis, keys)] == [ADDRESSES[0]]
     # The immediate sent marks were only needed until the batch event was written.
-    assert redis.hlen(ledger.sent_key(keys, "al_test1", "email")) == 0
+    assert redis.hlen(keys.sent_marks("al_test1", "email")) == 0
     # Still readable per recipient (a re-run must find who was sent) ...
     assert ledger.status(redis, keys, "al_test1", "email", ADDRESSES[1]) == "sent"
     record = ledger.record(redis, keys, "al_test1", "email", ADDRESSES[1])
