@@ -28,6 +28,7 @@ from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger, subscribers
 from sorawatch.projections._common import text
+from sorawatch.testing.alerts import raise_alert
 from tests.faults.delivery_world import (
     LANGS,
     SlowRecorder,
@@ -39,7 +40,6 @@ from tests.faults.delivery_world import (
 )
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.reliability import Figures
-from tests.workers.delivery_helpers import raise_alert
 from workers.digest import digest_id
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]

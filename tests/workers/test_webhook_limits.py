@@ -33,9 +33,10 @@ from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger, webhooks
 from sorawatch.settings import Settings
+from sorawatch.testing.alerts import raise_alert
 from tests.faults.procs import SLACK, wait_for, write_config
 from tests.reliability import Figures
-from tests.workers.delivery_helpers import keys_of, raise_alert, setup_runtime
+from tests.workers.delivery_helpers import keys_of, setup_runtime
 from workers import webhook as webhook_jobs
 
 HUGE = 300 * 1024 * 1024
@@ -246,7 +247,7 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(
 def test_a_wait_over_a_second_is_logged_with_what_it_waited_for(
     redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.http_receiver import HttpReceiver
+    from sorawatch.testing.http import HttpReceiver
 
     setup_runtime(settings, redis)
     log = EventLog(redis, keys_of(settings))
