@@ -329,7 +329,6 @@ class World:
         env["SORAWATCH_CONFIG"] = str(self.config)
         if now is not None:
             env["SORAWATCH_NOW"] = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        env["PYTHONPATH"] = str(REPO)
         proc = subprocess.run(
             [sys.executable, "-m", "sorawatch.cli", *args],
             env=env, input=stdin, capture_output=True, text=True, timeout=600, check=False,
