@@ -21,13 +21,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from sorawatch.arabic import normalize_for_matching
+from sorawatch.vocabulary import TOPICS
+from watcher.classify import default_classifier
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "dev.jsonl"
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
-
-from sorawatch.arabic import normalize_for_matching  # noqa: E402
-from sorawatch.vocabulary import TOPICS  # noqa: E402
-from watcher.classify import default_classifier  # noqa: E402
 
 TIMED_SECONDS = 2.0
 

@@ -25,20 +25,17 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sorawatch.testing.ports import free_port
+from sorawatch.testing.redis import RedisServer
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 CACHE = BENCH / ".cache"
-for _path in (str(REPO), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)  # run from a checkout; spawned children inherit sys.path
-
-from tests.redis_server import RedisServer, free_port  # noqa: E402
 
 
 def machine() -> str:

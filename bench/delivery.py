@@ -14,30 +14,26 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run from a checkout without installing
+from redis import Redis
 
-from redis import Redis  # noqa: E402
-
-from sorawatch.commands import endpoints  # noqa: E402
-from sorawatch.events import EventLog, queue  # noqa: E402
-from sorawatch.keys import Keys  # noqa: E402
-from sorawatch.projections import subscribers  # noqa: E402
-from sorawatch.settings import DataSettings, Settings, SmtpSettings, WebhookSettings, WebSettings  # noqa: E402
-from tests.http_receiver import HttpReceiver  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.smtp_server import SmtpServer  # noqa: E402
-from tests.workers.delivery_helpers import raise_alert  # noqa: E402
-from workers import email as email_jobs  # noqa: E402
-from workers import fanout, runtime  # noqa: E402
-from workers import webhook as webhook_jobs  # noqa: E402
-from workers.mail.smtp import SmtpMailer  # noqa: E402
+from sorawatch.commands import endpoints
+from sorawatch.events import EventLog, queue
+from sorawatch.keys import Keys
+from sorawatch.projections import subscribers
+from sorawatch.settings import DataSettings, Settings, SmtpSettings, WebhookSettings, WebSettings
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.http import HttpReceiver
+from sorawatch.testing.redis import RedisServer
+from sorawatch.testing.smtp import SmtpServer
+from workers import email as email_jobs
+from workers import fanout, runtime
+from workers import webhook as webhook_jobs
+from workers.mail.smtp import SmtpMailer
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -134,7 +130,7 @@ def bench_smtp(settings: Settings, smtp: SmtpServer, n: int) -> None:
 
 
 def raise_alert_record() -> dict[str, Any]:
-    from tests.workers.delivery_helpers import alert_record
+    from sorawatch.testing.alerts import alert_record
 
     return alert_record()
 

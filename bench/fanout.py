@@ -58,7 +58,7 @@ from sorawatch.settings import (
     WebSettings,
     WorkerSettings,
 )
-from tests.workers.delivery_helpers import raise_alert
+from sorawatch.testing.alerts import raise_alert
 from workers import fanout
 from workers.retry import enqueue_delivery
 from workers.webhook import message_id

@@ -53,9 +53,9 @@ from history_world import (
     subset,
 )
 
-from tests.http_receiver import HttpReceiver
-from tests.smtp_server import SmtpServer
-from tests.watcher.feedserver import FeedServer
+from sorawatch.testing.feeds import FeedServer
+from sorawatch.testing.http import HttpReceiver
+from sorawatch.testing.smtp import SmtpServer
 
 
 def replay(corpus: Corpus, folder: Path, *, by_day: bool, quiet: bool) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from history_world import (
     normal_link,
 )
 
-from tests.smtp_server import Received
+from sorawatch.testing.smtp import Received
 
 URL = re.compile(r"https?://[^\s<>\"')\]]+")
 MAILBOX = {address: label for label, address, *_ in (*SUBSCRIBERS, *CADENCED)}

@@ -26,9 +26,9 @@ from xml.sax.saxutils import escape
 
 from common import REPO
 
-from tests.http_receiver import HttpReceiver
-from tests.smtp_server import SmtpServer
-from tests.watcher.feedserver import FeedServer, Route
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.http import HttpReceiver
+from sorawatch.testing.smtp import SmtpServer
 
 CORPUS = REPO / "bench" / "history"
 FEED_LENGTH = 20  # items a feed shows, newest first, like most real RSS feeds
@@ -329,7 +329,6 @@ class World:
         env["SORAWATCH_CONFIG"] = str(self.config)
         if now is not None:
             env["SORAWATCH_NOW"] = now.astimezone(UTC).isoformat().replace("+00:00", "Z")
-        env["PYTHONPATH"] = str(REPO)
         proc = subprocess.run(
             [sys.executable, "-m", "sorawatch.cli", *args],
             env=env, input=stdin, capture_output=True, text=True, timeout=600, check=False,

@@ -34,7 +34,7 @@ from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import DataSettings, FeedSettings, Settings
-from tests.smtp_server import SmtpServer
+from sorawatch.testing.smtp import SmtpServer
 from watcher.classify import default_classifier
 from watcher.fetch import make_client
 from watcher.poll import Poller

@@ -52,8 +52,8 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.settings import DataSettings, Settings, SmtpSettings, WebSettings, WorkerSettings
-from tests.redis_server import free_port
-from tests.workers.delivery_helpers import raise_alert
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.ports import free_port
 from workers import fanout
 from workers.mail.rate import RateLimiter
 

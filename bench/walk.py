@@ -12,10 +12,10 @@ commands ``watch --once`` and ``work --burst`` (again until the mail has arrived
 ``sys.setprofile``.
 
 Every function call whose code lives in the project's own packages (``sorawatch/``,
-``watcher/``, ``workers/``, ``templates/``; not ``tests/``, ``bench/`` or installed
-libraries) is a step; a module is named by its file's path in the checkout, not by its
-``__name__``, so the figures compare across a rename of the packages. Consecutive steps
-in one module are one visit. It prints:
+``watcher/``, ``workers/``, ``templates/``; not ``sorawatch/testing/``, ``tests/``,
+``bench/`` or installed libraries) is a step; a module is named by its file's path in the
+checkout, not by its ``__name__``, so the figures compare across a rename of the packages.
+Consecutive steps in one module are one visit. It prints:
 
 - the walk, modules joined by arrows;
 - the distinct modules visited and the transitions between them;
@@ -47,20 +47,20 @@ from types import FrameType
 from typing import Any
 from xml.sax.saxutils import escape
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    # Last, not first: the installed packages (however ``pip install -e`` maps them) win,
-    # and only the test helpers (``tests``) are taken from the checkout.
-    sys.path.append(str(REPO))
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.redis import RedisServer
+from sorawatch.testing.smtp import SmtpServer
 
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.smtp_server import SmtpServer  # noqa: E402
-from tests.watcher.feedserver import FeedServer, Route  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 # The project's own code: a call counts when its file lives under one of these folders.
 PACKAGES = ("sorawatch", "watcher", "workers", "templates")
 # The folders whose ``.py`` files are counted (``templates/`` holds templates, not code).
 CODE = ("sorawatch", "watcher", "workers")
+# Inside those, the servers the tests and benches start (``sorawatch.testing``): not the
+# service's code, so neither a step (the feed and SMTP servers answer during the walk) nor
+# a counted file.
+SUPPORT = ("sorawatch/testing/",)
 
 PREFIX = "walk"
 SECRET = "walk-bench-secret-walk-bench-secret-walk"  # at least 32 characters
@@ -94,6 +94,8 @@ def module_name(path: str) -> str | None:
     except ValueError:
         return None
     if len(rel.parts) < 2 or rel.parts[0] not in PACKAGES:
+        return None
+    if rel.as_posix().startswith(SUPPORT):
         return None
     if rel.suffix != ".py":
         return rel.as_posix()  # a compiled template: Jinja gives its code the template's path
@@ -176,6 +178,8 @@ def python_files() -> dict[str, int]:
             if "__pycache__" in path.parts:
                 continue
             rel = path.relative_to(REPO).as_posix()
+            if rel.startswith(SUPPORT):
+                continue
             with path.open("rb") as fh:
                 out[rel] = sum(1 for _ in fh)
     return out

@@ -12,7 +12,7 @@ import pytest
 from redis import Redis
 
 from sorawatch.settings import DataSettings, Settings, WebhookSettings, WebSettings, WorkerSettings
-from tests.redis_server import RedisServer
+from sorawatch.testing.redis import RedisServer
 from tests.reliability import FIGURES, Figures
 from workers import runtime
 

@@ -21,11 +21,11 @@ from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import alerts, ledger, webhooks
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.http import HttpReceiver
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.tokens import Tokens
 from tests.faults.news import rss
-from tests.http_receiver import HttpReceiver
-from tests.smtp_server import SmtpServer
-from tests.watcher.feedserver import FeedServer, Route
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,7 @@ from sorawatch.embedded import URL_FILE, EmbeddedRedis, EmbeddedRedisError, redi
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.supervisor import Backoff, ChildSpec, Supervisor
-from tests.redis_server import free_port
+from sorawatch.testing.ports import free_port
 
 PY = sys.executable
 

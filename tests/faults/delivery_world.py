@@ -17,10 +17,10 @@ from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import Event, EventLog, Job, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, ledger
+from sorawatch.testing.alerts import alert_record
+from sorawatch.testing.http import HttpReceiver
+from sorawatch.testing.smtp import Recorder, SmtpServer
 from tests.faults.procs import wait_for
-from tests.http_receiver import HttpReceiver
-from tests.smtp_server import Recorder, SmtpServer
-from tests.workers.delivery_helpers import alert_record
 
 LANGS = ("en", "ar", "both")
 

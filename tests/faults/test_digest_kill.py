@@ -29,6 +29,7 @@ from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.projections._common import text
+from sorawatch.testing.alerts import raise_alert
 from tests.faults.delivery_world import (
     LANGS,
     SlowRecorder,
@@ -40,7 +41,6 @@ from tests.faults.delivery_world import (
 )
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.reliability import Figures
-from tests.workers.delivery_helpers import raise_alert
 from workers.digest import digest_id
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]

@@ -24,13 +24,13 @@ from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, ledger
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.redis import RedisServer
+from sorawatch.testing.smtp import SmtpServer
 from tests.faults.news import STORIES, WEATHER, feeds_toml, rss
 from tests.faults.procs import Proc, wait_for, write_config
-from tests.redis_server import RedisServer
 from tests.reliability import Figures
-from tests.smtp_server import SmtpServer
 from tests.sorawatch.test_replay import dump
-from tests.watcher.feedserver import FeedServer, Route
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 

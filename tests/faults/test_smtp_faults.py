@@ -20,10 +20,10 @@ from redis import Redis
 from sorawatch.events import EventLog
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
+from sorawatch.testing.http import HttpReceiver
+from sorawatch.testing.smtp import SmtpServer
 from tests.faults.delivery_world import idle, populate, raise_alert
-from tests.http_receiver import HttpReceiver
 from tests.reliability import Figures
-from tests.smtp_server import SmtpServer
 from tests.workers.delivery_helpers import keys_of, with_smtp
 from workers import worker
 

@@ -24,6 +24,7 @@ from standardwebhooks import Webhook as Verifier
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
+from sorawatch.testing.http import HttpReceiver
 from tests.faults.delivery_world import (
     SlowSmtp,
     busy_on,
@@ -35,7 +36,6 @@ from tests.faults.delivery_world import (
     workers_alive,
 )
 from tests.faults.procs import Proc, wait_for, write_config
-from tests.http_receiver import HttpReceiver
 from tests.reliability import Figures
 from workers.webhook import message_id
 

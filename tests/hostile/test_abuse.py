@@ -18,9 +18,9 @@ from sorawatch.errors import ValidationError
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
 from tests.reliability import Figures
-from tests.smtp_server import SmtpServer
 from workers import runtime, worker
 
 pytestmark = pytest.mark.hostile

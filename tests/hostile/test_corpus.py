@@ -28,11 +28,11 @@ from sorawatch.events import Event, EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import apply
 from sorawatch.settings import FeedSettings, Settings
+from sorawatch.testing.alerts import alert_record
+from sorawatch.testing.feeds import FeedServer, Route
 from sorawatch.web.app import create_app
 from tests.conftest import shared_dir
 from tests.reliability import Figures
-from tests.watcher.feedserver import FeedServer, Route
-from tests.workers.delivery_helpers import alert_record
 from watcher.classify import default_classifier
 from watcher.health import Schedule
 from watcher.normalise import normalise

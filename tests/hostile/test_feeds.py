@@ -46,11 +46,12 @@ from redis import Redis
 from sorawatch.events import Event, EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
 from tests import reliability as figures
 from tests.reliability import Figures
-from tests.smtp_server import SmtpServer
-from tests.watcher.feedserver import FeedServer, Route, recorded
+from tests.watcher.recorded import recorded
 from tests.workers.delivery_helpers import (
     failed_jobs,
     run_jobs,

@@ -16,9 +16,9 @@ from redis import Redis
 
 from sorawatch import logs
 from sorawatch.settings import Settings
+from sorawatch.testing.ports import free_port
 from sorawatch.tokens import Tokens
 from sorawatch.web.app import create_app
-from tests.redis_server import free_port
 
 pytestmark = pytest.mark.hostile
 

@@ -18,7 +18,7 @@ from sorawatch.errors import SettingsError
 from sorawatch.events import EventLog, utcnow
 from sorawatch.keys import Keys
 from sorawatch.settings import load_settings
-from tests.watcher.feedserver import FeedServer, Route
+from sorawatch.testing.feeds import FeedServer, Route
 
 FIRST = datetime(2024, 2, 1, 8, 0, tzinfo=UTC)
 NOW = datetime(2024, 2, 15, 10, 0, tzinfo=UTC)

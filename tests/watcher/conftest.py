@@ -11,7 +11,7 @@ from redis import Redis
 
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings, WatcherSettings
-from tests.watcher.feedserver import FeedServer
+from sorawatch.testing.feeds import FeedServer
 from watcher.fetch import make_client
 from watcher.poll import Poller
 

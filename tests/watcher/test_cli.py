@@ -16,8 +16,9 @@ from redis import Redis
 
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
-from tests.redis_server import free_port
-from tests.watcher.feedserver import FeedServer, Route, recorded
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.ports import free_port
+from tests.watcher.recorded import recorded
 
 FEEDS = {
     "rss2_en.xml": ("OpenAI News", "en"),

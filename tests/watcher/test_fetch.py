@@ -11,8 +11,9 @@ import pytest
 from sorawatch.errors import FetchError
 from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
-from tests.redis_server import free_port
-from tests.watcher.feedserver import FeedServer, Route, recorded
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.ports import free_port
+from tests.watcher.recorded import recorded
 from watcher.fetch import Validators, fetch
 
 RSS = recorded("rss2_en.xml")

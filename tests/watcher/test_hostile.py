@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from sorawatch.testing.feeds import FeedServer, Route
 from tests.reliability import Figures
-from tests.watcher.feedserver import DATA, FeedServer, Route, recorded
+from tests.watcher.recorded import DATA, recorded
 from watcher.parse import parse
 
 pytestmark = pytest.mark.hostile

@@ -15,8 +15,9 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings
 from sorawatch.store import connect
-from tests.redis_server import RedisServer
-from tests.watcher.feedserver import FeedServer, Route, recorded
+from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.testing.redis import RedisServer
+from tests.watcher.recorded import recorded
 from watcher.loop import run_forever
 from watcher.poll import PassSummary, Poller
 

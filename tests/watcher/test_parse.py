@@ -6,7 +6,7 @@ import pytest
 
 from sorawatch.errors import ParseError
 from tests.watcher.conftest import feed
-from tests.watcher.feedserver import recorded
+from tests.watcher.recorded import recorded
 from watcher.normalise import Item, normalise
 from watcher.parse import ParsedFeed, parse
 

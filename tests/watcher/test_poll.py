@@ -11,8 +11,9 @@ from redis import Redis
 from sorawatch import metrics
 from sorawatch.events import Event, EventLog, job_id, queue
 from sorawatch.keys import Keys
+from sorawatch.testing.feeds import FeedServer, Route
 from tests.watcher.conftest import feed
-from tests.watcher.feedserver import FeedServer, Route, recorded
+from tests.watcher.recorded import recorded
 from watcher.health import Schedule
 from watcher.poll import Poller
 

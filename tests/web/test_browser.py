@@ -24,10 +24,10 @@ from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
+from sorawatch.testing.ports import free_port
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
 from tests.conftest import REPO
-from tests.redis_server import free_port
-from tests.smtp_server import SmtpServer
 from tests.web.conftest import LiveServer, live_settings
 from tests.web.seed import seed
 from workers.worker import BurstWorker
@@ -281,7 +281,7 @@ def test_english_mail_with_an_arabic_headline_reads_right_to_left(
     Arabic headline runs right to left with its "!" at its end (its left), and the
     English "(in Arabic)" follows it on the right.
     Screenshot: test-artifacts/mail-en-arabic-headline.png."""
-    from tests.workers.delivery_helpers import raise_alert
+    from sorawatch.testing.alerts import raise_alert
     from workers import email as email_jobs
 
     _, smtp, live = site

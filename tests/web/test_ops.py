@@ -9,8 +9,8 @@ from redis import Redis
 from sorawatch import metrics
 from sorawatch.events import Event, EventLog, queue
 from sorawatch.settings import Settings
+from sorawatch.testing.ports import free_port
 from sorawatch.web.app import create_app
-from tests.redis_server import free_port
 
 
 def test_healthz_ok(client: TestClient) -> None:

@@ -20,11 +20,11 @@ from sorawatch.commands import subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.tokens import Tokens
 from sorawatch.web.app import create_app
 from tests import reliability as figures
 from tests.reliability import Figures
-from tests.smtp_server import SmtpServer
 from workers.worker import BurstWorker
 
 FORM = {"email": "Reader@Example.com", "lang": "ar", "topics": ["status", "pricing"],

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 
 from sorawatch.settings import Settings, SmtpSettings
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
-from tests.smtp_server import SmtpServer
 from workers import runtime, worker
 
 FORM = {"lang": "en", "topics": ["status"], "kinds": ["change"]}

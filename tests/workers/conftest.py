@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.smtp_server import SmtpServer
+from sorawatch.testing.smtp import SmtpServer
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from sorawatch import store
 from sorawatch.commands import subscriptions
 from sorawatch.events import Event, EventLog, queue
 from sorawatch.keys import Keys
-from sorawatch.projections import apply
 from sorawatch.settings import Settings, SmtpSettings
 from workers import runtime
 from workers.marks import SentMarks
@@ -35,38 +34,6 @@ def setup_runtime(settings: Settings, redis: Redis, **extras: Any) -> runtime.Ru
     return runtime.configure(settings, redis, **extras)
 
 
-def alert_record(alert_id: str = "al_test1", **changes: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "alert_id": alert_id,
-        "topic": "pricing",
-        "kind": "change",
-        "before": None,
-        "after": {"plan": "ChatGPT Plus", "amount": 20, "currency": "USD", "period": "month"},
-        "facts": {
-            "pricing": [
-                {"plan": "ChatGPT Plus", "amount": 20, "currency": "USD", "period": "month"}
-            ]
-        },
-        "title": "Sora is now available to ChatGPT Plus users at $20 a month",
-        "title_lang": "en",
-        "summary": "OpenAI opened Sora to Plus subscribers.",
-        "sources": [
-            {
-                "url": "https://news.example.test/sora-plus",
-                "title": "Sora is now available to ChatGPT Plus users at $20 a month",
-                "publisher": "Example News",
-                "lang": "en",
-                "published": "2025-02-03T10:00:00Z",
-            }
-        ],
-        "story": "st_1",
-        "raised_at": "2025-02-03T10:05:00Z",
-        "baseline": False,
-    }
-    record.update(changes)
-    return record
-
-
 def mark_sent(settings: Settings, alert_id: str, channel: str, recipient: str) -> None:
     """Mark ``recipient`` sent as a delivery job does right after the server accepted
     the message (``SentMarks``), as if the worker were killed before its batch event."""
@@ -79,15 +46,6 @@ def mark_sent(settings: Settings, alert_id: str, channel: str, recipient: str) -
             await client.aclose()
 
     asyncio.run(mark())
-
-
-def raise_alert(log: EventLog, **changes: Any) -> tuple[dict[str, Any], Event]:
-    """Append an ``alert.raised`` (without its fan-out job) and apply it."""
-    record = alert_record(**changes)
-    event = Event.new("alert.raised", record, "test", record["alert_id"])
-    log.append(event)
-    apply(log.redis, log.keys, event)
-    return record, event
 
 
 def subscribe(log: EventLog, email: str, lang: str, topics: Iterable[str] | None = None,

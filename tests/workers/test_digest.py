@@ -24,15 +24,10 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import SmtpServer
 from tests.faults.procs import Proc, wait_for, write_config
-from tests.smtp_server import SmtpServer
-from tests.workers.delivery_helpers import (
-    failed_jobs,
-    keys_of,
-    raise_alert,
-    setup_runtime,
-    with_smtp,
-)
+from tests.workers.delivery_helpers import failed_jobs, keys_of, setup_runtime, with_smtp
 from workers import digest as digests
 from workers import email as email_jobs
 from workers import mail, worker

@@ -11,16 +11,16 @@ from redis import Redis
 from sorawatch.events import EventLog
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import SmtpServer
 from sorawatch.tokens import Tokens
 from tests import reliability as figures
 from tests.reliability import Figures
-from tests.smtp_server import SmtpServer
 from tests.workers.delivery_helpers import (
     events_of,
     failed_jobs,
     keys_of,
     mark_sent,
-    raise_alert,
     run_jobs,
     setup_runtime,
     subscribe,

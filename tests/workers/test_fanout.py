@@ -11,12 +11,8 @@ from redis import Redis
 from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.settings import Settings
-from tests.workers.delivery_helpers import (
-    keys_of,
-    raise_alert,
-    setup_runtime,
-    subscribe,
-)
+from sorawatch.testing.alerts import raise_alert
+from tests.workers.delivery_helpers import keys_of, setup_runtime, subscribe
 from workers import fanout
 
 

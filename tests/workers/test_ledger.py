@@ -12,12 +12,12 @@ from sorawatch.events import Event, EventLog
 from sorawatch.projections import apply, ledger
 from sorawatch.projections.replay import replay
 from sorawatch.settings import Settings
-from tests.smtp_server import SmtpServer
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import SmtpServer
 from tests.workers.delivery_helpers import (
     events_of,
     keys_of,
     mark_sent,
-    raise_alert,
     run_jobs,
     setup_runtime,
     subscribe,

@@ -16,15 +16,9 @@ from sorawatch.events import Event, EventLog
 from sorawatch.projections import apply, ledger
 from sorawatch.projections.replay import replay
 from sorawatch.settings import Settings
-from tests.smtp_server import SmtpServer
-from tests.workers.delivery_helpers import (
-    keys_of,
-    raise_alert,
-    run_jobs,
-    setup_runtime,
-    subscribe,
-    with_smtp,
-)
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import SmtpServer
+from tests.workers.delivery_helpers import keys_of, run_jobs, setup_runtime, subscribe, with_smtp
 from tests.workers.test_ledger import snapshot
 from workers.fanout import fan_out
 

@@ -26,11 +26,11 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings, load_settings
-from tests.smtp_server import SmtpServer
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import SmtpServer
 from tests.workers.delivery_helpers import (
     events_of,
     failed_jobs,
-    raise_alert,
     run_jobs,
     setup_runtime,
     subscribe,

@@ -11,8 +11,9 @@ from redis import Redis
 
 from sorawatch.events import EventLog
 from sorawatch.settings import Settings
-from tests.smtp_server import Received, SmtpServer
-from tests.workers.delivery_helpers import keys_of, raise_alert, setup_runtime, subscribe, with_smtp
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import Received, SmtpServer
+from tests.workers.delivery_helpers import keys_of, setup_runtime, subscribe, with_smtp
 from workers import email as email_jobs
 from workers.mail.headers import HARD_LIMIT, LIMIT, unfold
 

@@ -17,15 +17,9 @@ from sorawatch.errors import ValidationError
 from sorawatch.events import EventLog
 from sorawatch.projections import ledger, webhooks
 from sorawatch.settings import Settings
-from tests.http_receiver import HttpReceiver, Request
-from tests.workers.delivery_helpers import (
-    events_of,
-    failed_jobs,
-    keys_of,
-    raise_alert,
-    run_jobs,
-    setup_runtime,
-)
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.http import HttpReceiver, Request
+from tests.workers.delivery_helpers import events_of, failed_jobs, keys_of, run_jobs, setup_runtime
 from workers import webhook as webhook_jobs
 from workers.fanout import fan_out
 

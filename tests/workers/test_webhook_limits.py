@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -34,9 +35,10 @@ from sorawatch.events import EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
+from sorawatch.testing.alerts import raise_alert
 from tests.faults.procs import SLACK, wait_for, write_config
 from tests.reliability import Figures
-from tests.workers.delivery_helpers import keys_of, raise_alert, setup_runtime
+from tests.workers.delivery_helpers import keys_of, setup_runtime
 from workers import webhook as webhook_jobs
 
 HUGE = 300 * 1024 * 1024
@@ -137,6 +139,22 @@ def test_a_300_mb_response_is_not_read(redis: Redis, settings: Settings, endpoin
     assert endpoint.written["/huge"] < 64 * 1024 * 1024
 
 
+# The command runs under this small launcher, which forks it, passes SIGTERM on, and
+# prints its peak RSS from wait4. Linux counts a process's peak from before its exec
+# too: started straight from this test process, the command's figure would include
+# whatever the test process held at that moment (hundreds of MiB late in a full run).
+_LAUNCHER = """
+import os, signal, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+signal.signal(signal.SIGTERM, lambda *_: os.kill(pid, signal.SIGTERM))
+_, status, usage = os.wait4(pid, 0)
+print(f"PEAK-RSS-KIB {usage.ru_maxrss}", flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
@@ -147,7 +165,8 @@ def _work_until_delivered(
 ) -> tuple[int, dict[str, object]]:
     """Deliver one alert to ``path`` with a real ``sorawatch work --queues webhook``,
     stop it with SIGTERM once the endpoint saw the client hang up, and return its peak
-    RSS in KiB and the delivery record. The peak is from wait4 on the command: the
+    RSS in KiB and the delivery record. The peak is from wait4 on the command (in a
+    launcher, see ``_LAUNCHER``): the
     largest of it and every process it and its children reaped (the RQ worker, the work
     horse that ran the job), so it counts only once everything stopped cleanly."""
     prefix = f"rss{path.strip('/')}"
@@ -170,6 +189,8 @@ def _work_until_delivered(
         proc = subprocess.Popen(
             [
                 sys.executable,
+                "-c",
+                _LAUNCHER,
                 "-m",
                 "sorawatch.cli",
                 "-c",
@@ -199,7 +220,7 @@ def _work_until_delivered(
                 wait_for(delivered, 60, f"the delivery to {path}", poll=0.2)
             finally:
                 proc.send_signal(signal.SIGTERM)  # a warm stop: every child is reaped
-                _, status, usage = os.wait4(proc.pid, 0)
+                _, status, _usage = os.wait4(proc.pid, 0)
         finally:
             guard.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -208,7 +229,9 @@ def _work_until_delivered(
     assert "Traceback" not in output, output
     record = ledger.record(redis, keys, "al_test1", "webhook", hook.id)
     assert record is not None
-    return usage.ru_maxrss, record
+    peak = re.search(r"PEAK-RSS-KIB (\d+)", output)
+    assert peak is not None, output
+    return int(peak.group(1)), record
 
 
 @pytest.mark.fault
@@ -247,7 +270,7 @@ def test_the_timeout_bounds_the_whole_request_not_each_read(
 def test_a_wait_over_a_second_is_logged_with_what_it_waited_for(
     redis: Redis, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tests.http_receiver import HttpReceiver
+    from sorawatch.testing.http import HttpReceiver
 
     setup_runtime(settings, redis)
     log = EventLog(redis, keys_of(settings))

@@ -17,8 +17,9 @@ from redis import Redis
 from sorawatch.events import EventLog, job_id, queue
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
-from tests.smtp_server import SmtpServer
-from tests.workers.delivery_helpers import events_of, keys_of, raise_alert, subscribe
+from sorawatch.testing.alerts import raise_alert
+from sorawatch.testing.smtp import SmtpServer
+from tests.workers.delivery_helpers import events_of, keys_of, subscribe
 
 pytestmark = pytest.mark.fault
 

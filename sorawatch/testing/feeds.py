@@ -13,14 +13,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "feeds"
-
-
-def recorded(name: str) -> bytes:
-    """A recorded feed from ``tests/data/feeds``."""
-    return (DATA / name).read_bytes()
 
 
 @dataclass

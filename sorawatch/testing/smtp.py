@@ -1,4 +1,4 @@
-"""A real SMTP server for tests: aiosmtpd's Controller on 127.0.0.1 and a free port.
+"""A real SMTP server: aiosmtpd's Controller on 127.0.0.1 and a free port.
 
 It records every accepted message (parsed, with its envelope) and can be told to
 answer a code for chosen recipients (``refuse``) or for the next N messages
@@ -17,7 +17,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.redis_server import free_port
+from sorawatch.testing.ports import free_port
 
 _TEXT = {
     421: "421 4.3.2 Service shutting down",
@@ -69,9 +69,7 @@ class Recorder:
         raw = bytes(envelope.original_content or envelope.content)
         parsed = message_from_bytes(raw, policy=policy.default)
         with self.lock:
-            self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, raw)  # type: ignore[arg-type]
-            )
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, raw))
         return "250 Message accepted for delivery"
 
 

@@ -1,4 +1,4 @@
-"""A real HTTP receiver on 127.0.0.1 for webhook tests: records requests, answers scripts.
+"""A real HTTP receiver on 127.0.0.1 for webhooks: records requests, answers scripts.
 
 ``script(path, [500, 500, 200])`` answers those statuses in turn (the last one
 repeats); an entry may be ``(status, headers)`` or ``(status, headers, delay)``.
@@ -86,7 +86,7 @@ class HttpReceiver:
             elif len(a) == 2:
                 norm.append((a[0], a[1], 0.0))
             else:
-                norm.append((a[0], a[1], a[2]))  # type: ignore[misc]
+                norm.append((a[0], a[1], a[2]))
         with self._lock:
             self._scripts[path] = norm
 
