@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from sorawatch import clock, metrics, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, job_id, queue
+from sorawatch.jobs import DELIVER_EMAIL, SEND_CONFIRMATION
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, ledger, subscribers
 from sorawatch.settings import Settings
@@ -150,7 +151,7 @@ async def send_batch(
     alert = alerts.get(redis, keys, alert_id)
     if alert is None:
         raise EventError(f"alert {alert_id}: not found, nothing to send")
-    batch = Batch(alert_id, "email", attempt, "workers.email.deliver_email", tag)
+    batch = Batch(alert_id, "email", attempt, DELIVER_EMAIL, tag)
     emails = list(dict.fromkeys(emails))
     done = ledger.already_sent(redis, keys, alert_id, "email", emails)
     outcomes: list[Outcome] = []
@@ -306,7 +307,7 @@ async def send_digests(
     is done. Raises ValueError for an id that is not a digest's."""
     redis, keys = log.redis, log.keys
     end = digests.end_of(digest_id)
-    batch = Batch(digest_id, "email", attempt, "workers.email.deliver_email", tag)
+    batch = Batch(digest_id, "email", attempt, DELIVER_EMAIL, tag)
     emails = list(dict.fromkeys(emails))
     done = ledger.already_sent(redis, keys, digest_id, "email", emails)
     recovered = [e for e in done if ledger.record(redis, keys, digest_id, "email", e) is None]
@@ -408,11 +409,11 @@ def send_confirmation(email: str, attempt: int = 0) -> str:
     options: dict[str, Any] = {"job_id": job_id("confirm", digest(email), f"a{attempt + 1}")}
     delay = float(schedule[attempt + 1])
     if delay <= 0:
-        q.enqueue_call("workers.email.send_confirmation", args=(email, attempt + 1), **options)
+        q.enqueue_call(SEND_CONFIRMATION, args=(email, attempt + 1), **options)
     else:
         q.enqueue_in(
             timedelta(seconds=delay),
-            "workers.email.send_confirmation",
+            SEND_CONFIRMATION,
             email,
             attempt + 1,
             **options,

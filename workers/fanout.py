@@ -19,7 +19,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import WatchError
 
-from sorawatch import metrics
+from sorawatch import jobs, metrics
 from sorawatch.errors import EventError
 from sorawatch.event_data import AlertRaised
 from sorawatch.events import EventLog, job_id
@@ -100,7 +100,7 @@ def plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[str, A
     return dict(json.loads(stored))  # whoever wrote first wins
 
 
-FUNCS = {"email": "workers.email.deliver_email", "webhook": "workers.webhook.deliver_webhooks"}
+FUNCS = jobs.DELIVERY_FUNCS
 
 
 def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict[str, int]:

@@ -30,7 +30,7 @@ import httpx
 from redis import Redis
 from standardwebhooks import Webhook as Signer
 
-from sorawatch import clock, netguard, render, store
+from sorawatch import clock, jobs, netguard, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, utcnow
 from sorawatch.keys import Keys, digest
@@ -210,7 +210,7 @@ async def send_batch(
     alert = alerts.get(redis, keys, alert_id)
     if alert is None:
         raise EventError(f"alert {alert_id}: not found, nothing to send")
-    batch = Batch(alert_id, "webhook", attempt, "workers.webhook.deliver_webhooks", tag)
+    batch = Batch(alert_id, "webhook", attempt, jobs.DELIVER_WEBHOOKS, tag)
     ids = list(dict.fromkeys(webhook_ids))
     done = ledger.already_sent(redis, keys, alert_id, "webhook", ids)
     outcomes: list[Outcome] = [

@@ -29,7 +29,7 @@ from typing import Any
 
 from redis import Redis
 
-from sorawatch import clock
+from sorawatch import clock, jobs
 from sorawatch.event_data import DeliveryOutcomes, DeliveryRetried
 from sorawatch.events import Event, EventLog, Job, job_id, utcnow
 from sorawatch.keys import Keys, digest
@@ -365,12 +365,9 @@ def _apply_retried(redis: Redis, keys: Keys, event: Event) -> None:
 
 # -- writes -------------------------------------------------------------------------
 
-# The job functions by dotted path: `sorawatch` never imports `workers`.
 RETRY_BATCH = 250  # recipients per requeued job, like a fan-out batch
-DELIVERY_FUNCS = {
-    "email": "workers.email.deliver_email",
-    "webhook": "workers.webhook.deliver_webhooks",
-}
+# Channel → its job function's dotted path (`sorawatch` never imports `workers`).
+DELIVERY_FUNCS = jobs.DELIVERY_FUNCS
 
 
 def retry_dead_letters(

@@ -27,7 +27,7 @@ from typing import Any
 
 from redis import Redis
 
-from sorawatch import clock, schedule
+from sorawatch import clock, jobs, schedule
 from sorawatch.errors import ValidationError
 from sorawatch.event_data import (
     SubscriberConfirmed,
@@ -53,7 +53,7 @@ from sorawatch.projections._common import (
 
 STATUSES = ("pending", "confirmed", "unsubscribed")
 _SCHEDULE = ("cadence", "tz", "hour", "max_per_day", "cadence_since")
-CONFIRM_JOB = "workers.email.send_confirmation"
+CONFIRM_JOB = jobs.SEND_CONFIRMATION
 
 # Deliberately simple: an ASCII local part (no spaces, controls or quoting: the mail
 # goes out without SMTPUTF8), one @, a dotted domain in its ASCII (IDNA) form; the
