@@ -21,11 +21,12 @@ FAN_OUT = "workers.fanout.fan_out"  # queue "changes": one alert.raised → batc
 DELIVER_EMAIL = "workers.email.deliver_email"  # queue "email": an alert or digest batch
 DELIVER_WEBHOOKS = "workers.webhook.deliver_webhooks"  # queue "webhook": an alert batch
 SEND_CONFIRMATION = "workers.email.send_confirmation"  # queue "email": one confirmation
+DELIVER_LOG = "workers.channels.log.deliver_log"  # queue "log", when that channel is registered
 
 CHANGES = "changes"  # the queue of change processing and fan-out
 
 # Every job function the code enqueues (the channels' jobs included).
-ALL = (PROCESS_CHANGE, FAN_OUT, DELIVER_EMAIL, DELIVER_WEBHOOKS, SEND_CONFIRMATION)
+ALL = (PROCESS_CHANGE, FAN_OUT, DELIVER_EMAIL, DELIVER_WEBHOOKS, SEND_CONFIRMATION, DELIVER_LOG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,9 @@ class ChannelJob:
 
 EMAIL = ChannelJob("email", "email", DELIVER_EMAIL)
 WEBHOOK = ChannelJob("webhook", "webhook", DELIVER_WEBHOOKS)
+# Every alert as a line in a file: registered only where asked (the tests), so the
+# default queues, fan-out figures and plans stay those of email and webhooks.
+LOG = ChannelJob("log", "log", DELIVER_LOG)
 
 # Channel name → its jobs, in delivery order; and name → job path (the ledger's view).
 CHANNELS: dict[str, ChannelJob] = {c.name: c for c in (EMAIL, WEBHOOK)}
