@@ -59,7 +59,7 @@ from sorawatch.settings import (
     WorkerSettings,
 )
 from sorawatch.testing.alerts import raise_alert
-from workers import fanout
+from workers import channels, fanout
 from workers.retry import enqueue_delivery
 from workers.webhook import message_id
 
@@ -281,7 +281,7 @@ def prerendered_hook(alert: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
 def enqueue_naive(log: EventLog, settings: Settings, alert_id: str, channel: str,
                   recipients: list[str]) -> None:  # fmt: skip
     """One job per recipient through the real job function (a batch of one)."""
-    func = fanout.FUNCS[channel]
+    func = channels.get(channel).func
     with log.redis.pipeline(transaction=False) as pipe:
         for i, r in enumerate(recipients):
             jid = f"naive-{channel}-{alert_id}-{i}"

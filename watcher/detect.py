@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from redis import Redis
 
-from sorawatch import clock
+from sorawatch import clock, jobs
 from sorawatch.event_data import ItemRevised, ItemSeen
 from sorawatch.events import Event, Job
 from sorawatch.keys import Keys
@@ -191,7 +191,7 @@ def item_event(
 
 def change_job(event: Event) -> Job:
     """The job that hands an item event to the workers."""
-    return Job.for_event("changes", "workers.jobs.process_change", event)
+    return Job.for_event(jobs.CHANGES, jobs.PROCESS_CHANGE, event)
 
 
 def queue_save_seen(

@@ -40,7 +40,7 @@ from typing import Any
 from redis import Redis
 from redis.exceptions import LockError
 
-from sorawatch import metrics
+from sorawatch import jobs, metrics
 from sorawatch.errors import EventError, SorawatchError
 from sorawatch.event_data import (
     AlertRaised,
@@ -305,4 +305,4 @@ def _alert(
         "raised_at": now, "baseline": False,
     }  # fmt: skip
     event = Event.new("alert.raised", data, *identity, at=now)
-    return event, [Job.for_event("changes", "workers.fanout.fan_out", event)]
+    return event, [Job.for_event(jobs.CHANGES, jobs.FAN_OUT, event)]

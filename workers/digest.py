@@ -34,7 +34,7 @@ from typing import Any
 
 from redis import Redis
 
-from sorawatch import clock, metrics, render, schedule
+from sorawatch import clock, jobs, metrics, render, schedule
 from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, subscribers
@@ -166,7 +166,7 @@ def _tick(redis: Redis, keys: Keys, settings: Settings) -> dict[str, int]:
             for batch in chunks([sorted(emails)], settings.workers.batch_size):
                 jid = job_id("email", delivery, digest(",".join(batch)))
                 enqueue_delivery(
-                    redis, settings, "email", "workers.email.deliver_email",
+                    redis, settings, "email", jobs.DELIVER_EMAIL,
                     (delivery, batch, 0), jid, pipeline=pipe,
                 )  # fmt: skip
                 batches += 1

@@ -23,17 +23,19 @@ from urllib.parse import urlsplit
 from sorawatch import clock, metrics, render, store
 from sorawatch.errors import EventError
 from sorawatch.events import EventLog, job_id, queue
+from sorawatch.jobs import SEND_CONFIRMATION
 from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, ledger, subscribers
 from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens, signing_secret
 from workers import digest as digests
 from workers import mail, runtime
+from workers.channels.email import CHANNEL as EMAIL
 from workers.mail import headers
 from workers.mail.base import Mailer, RawMessage, SendResult
 from workers.mail.template import MailTemplate
 from workers.marks import SentMarks
-from workers.retry import Batch, Outcome, finish
+from workers.retry import Outcome, finish
 
 # Letters only, so HTML escaping leaves it intact and it cannot occur in a template.
 TOKEN_PLACEHOLDER = "SWUNSUBSCRIBETOKENPLACEHOLDER"  # noqa: S105 (a marker, not a secret)
@@ -150,7 +152,7 @@ async def send_batch(
     alert = alerts.get(redis, keys, alert_id)
     if alert is None:
         raise EventError(f"alert {alert_id}: not found, nothing to send")
-    batch = Batch(alert_id, "email", attempt, "workers.email.deliver_email", tag)
+    batch = EMAIL.open(alert_id, attempt, tag)
     emails = list(dict.fromkeys(emails))
     done = ledger.already_sent(redis, keys, alert_id, "email", emails)
     outcomes: list[Outcome] = []
@@ -177,7 +179,7 @@ async def send_batch(
         message = _message(settings, templates[sub.lang], tokens, alert_id, sub.email)
         jobs.append((sub.email, message))
     outcomes += await send_all(settings, mailer, keys, alert_id, jobs)
-    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
+    return finish(log, batch, emails, outcomes, EMAIL.schedule(settings), settings)
 
 
 async def send_all(
@@ -306,7 +308,7 @@ async def send_digests(
     is done. Raises ValueError for an id that is not a digest's."""
     redis, keys = log.redis, log.keys
     end = digests.end_of(digest_id)
-    batch = Batch(digest_id, "email", attempt, "workers.email.deliver_email", tag)
+    batch = EMAIL.open(digest_id, attempt, tag)
     emails = list(dict.fromkeys(emails))
     done = ledger.already_sent(redis, keys, digest_id, "email", emails)
     recovered = [e for e in done if ledger.record(redis, keys, digest_id, "email", e) is None]
@@ -348,7 +350,7 @@ async def send_digests(
         digests.done(redis, keys, told[email])
 
     outcomes += await send_all(settings, mailer, keys, digest_id, jobs, sent)
-    return finish(log, batch, emails, outcomes, settings.workers.retry_schedule, settings)
+    return finish(log, batch, emails, outcomes, EMAIL.schedule(settings), settings)
 
 
 # -- confirmation mail -----------------------------------------------------------------
@@ -408,11 +410,11 @@ def send_confirmation(email: str, attempt: int = 0) -> str:
     options: dict[str, Any] = {"job_id": job_id("confirm", digest(email), f"a{attempt + 1}")}
     delay = float(schedule[attempt + 1])
     if delay <= 0:
-        q.enqueue_call("workers.email.send_confirmation", args=(email, attempt + 1), **options)
+        q.enqueue_call(SEND_CONFIRMATION, args=(email, attempt + 1), **options)
     else:
         q.enqueue_in(
             timedelta(seconds=delay),
-            "workers.email.send_confirmation",
+            SEND_CONFIRMATION,
             email,
             attempt + 1,
             **options,

@@ -1,7 +1,8 @@
-"""Fan-out: one ``alert.raised`` → batch jobs on the ``email`` and ``webhook`` queues.
+"""Fan-out: one ``alert.raised`` → batch jobs on each channel's queue.
 
-Confirmed subscribers and active webhooks that want the alert's topic and kind
-are cut into batches of ``workers.batch_size``. The batch plan is written once
+Each registered channel (``workers.channels``: confirmed subscribers by email, active
+webhooks) finds the recipients that want the alert's topic and kind; they are cut
+into batches of ``workers.batch_size``. The batch plan is written once
 (``SET NX``): a re-run, even after subscribers came and went, reads the same plan
 and enqueues the same jobs, whose ids derive from the alert id and the batch
 number; and a ``done`` mark, set in the same MULTI as the enqueues (under WATCH),
@@ -24,9 +25,8 @@ from sorawatch.errors import EventError
 from sorawatch.event_data import AlertRaised
 from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys
-from sorawatch.projections import subscribers, webhooks
 from sorawatch.settings import Settings
-from workers import runtime
+from workers import channels, runtime
 from workers.retry import enqueue_delivery
 
 PLAN_TTL = 30 * 86400  # long after any retry; losing it only matters to a re-run
@@ -47,33 +47,29 @@ def chunks(pages: Iterable[list[str]], size: int) -> Iterator[list[str]]:
 
 def wanted(alert: Mapping[str, Any]) -> dict[str, str]:
     """Channel → the subscription kind its recipients must want. Alerts from before
-    story alerts name one kind for both channels."""
+    story alerts name one kind for every channel."""
     want = alert.get("want")
     if isinstance(want, dict):
         return {str(c): str(k) for c, k in want.items()}
-    return {"email": str(alert["kind"]), "webhook": str(alert["kind"])}
+    return {c.name: str(alert["kind"]) for c in channels.registered()}
+
+
+def nothing() -> dict[str, int]:
+    """Zero recipients on every channel: what a run that enqueues nothing returns."""
+    return {c.name: 0 for c in channels.registered()}
 
 
 def make_plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[str, Any]:
-    """The recipients of an alert, batched: ``{"email": [[...], ...], "webhook": [...]}``.
+    """The recipients of an alert, batched per channel: ``{"email": [[...], ...],
+    "webhook": [...]}``.
 
     A recipient wanting any of the alert's topics (and the channel's kind) gets it once.
     """
     topics = [str(t) for t in alert.get("topics") or [alert["topic"]]]
     want = wanted(alert)
-    emails: Iterable[list[str]] = []
-    hooks: list[str] = []
-    if "email" in want:
-        pages = [subscribers.matching(redis, keys, t, want["email"], page=max(size, 500))
-                 for t in topics]  # fmt: skip
-        emails = pages[0] if len(pages) == 1 else [sorted({e for p in pages for b in p for e in b})]
-    if "webhook" in want:
-        hooks = sorted(
-            {h for t in topics for h in webhooks.matching(redis, keys, t, want["webhook"])}
-        )
     return {
-        "email": list(chunks(emails, size)),
-        "webhook": list(chunks([hooks], size)),
+        c.name: list(chunks(c.recipients(redis, keys, topics, want.get(c.name), size), size))
+        for c in channels.registered()
     }
 
 
@@ -88,11 +84,8 @@ def plan(redis: Redis, keys: Keys, alert: AlertRaised, size: int) -> dict[str, A
     if stored is None:
         # Another run wrote it first and has finished since: its done mark deleted the
         # plan, and the caller finds that mark and enqueues nothing.
-        return {"email": [], "webhook": []}
+        return {c.name: [] for c in channels.registered()}
     return dict(json.loads(stored))  # whoever wrote first wins
-
-
-FUNCS = {"email": "workers.email.deliver_email", "webhook": "workers.webhook.deliver_webhooks"}
 
 
 def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict[str, int]:
@@ -101,31 +94,33 @@ def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict
     redis, keys = log.redis, log.keys
     alert_id = str(alert["alert_id"])
     if alert.get("baseline"):
-        return {"email": 0, "webhook": 0}
+        return nothing()
     batches = plan(redis, keys, alert, settings.workers.batch_size)
     jobs = [
-        (channel, recipients, job_id(channel, alert_id, f"b{n:05d}"))
-        for channel in ("email", "webhook")
-        for n, recipients in enumerate(batches.get(channel, []))
+        (channel, recipients, job_id(channel.name, alert_id, f"b{n:05d}"))
+        for channel in channels.registered()
+        for n, recipients in enumerate(batches.get(channel.name, []))
     ]
     done = keys.fanout_done(alert_id)
     with redis.pipeline() as pipe:
         try:
             pipe.watch(done)  # type: ignore[no-untyped-call]
             if pipe.exists(done):
-                return {"email": 0, "webhook": 0}
+                return nothing()
             pipe.multi()
             for channel, recipients, jid in jobs:
                 args = (alert_id, recipients, 0)
-                enqueue_delivery(redis, settings, channel, FUNCS[channel], args, jid, pipeline=pipe)
+                enqueue_delivery(
+                    redis, settings, channel.name, channel.func, args, jid, pipeline=pipe
+                )
             pipe.set(done, len(jobs), ex=PLAN_TTL)
             pipe.delete(keys.fanout_plan(alert_id))
-            counts = {c: sum(len(b) for b in batches.get(c, [])) for c in ("email", "webhook")}
-            for channel, n in counts.items():
-                metrics.incr(pipe, keys, "fanout_recipients", n, channel=channel)
+            counts = {c: sum(len(b) for b in batches.get(c, [])) for c in nothing()}
+            for name, n in counts.items():
+                metrics.incr(pipe, keys, "fanout_recipients", n, channel=name)
             pipe.execute()
         except WatchError:
-            return {"email": 0, "webhook": 0}  # a concurrent run enqueued them
+            return nothing()  # a concurrent run enqueued them
     return counts
 
 

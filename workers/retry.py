@@ -1,6 +1,6 @@
 """What a delivery batch does with its outcomes: record them, retry, give up.
 
-Both channels (email and webhook) end a batch the same way: one
+Every channel (``workers.channels``) ends a batch the same way: one
 ``delivery.succeeded`` event for what was sent, one ``delivery.failed`` for what
 will be retried (and a smaller batch job scheduled with the RQ scheduler after
 the schedule's delay), one ``delivery.abandoned`` for what failed permanently or
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from sorawatch.events import Event, EventLog, job_id, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, ledger
 from sorawatch.settings import Settings
+from workers import channels
+from workers.channels import Batch
 
 # The longest we let a Retry-After header push a retry out.
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -36,12 +37,8 @@ JOB_RETRIES = Retry(max=3, interval=[10, 60, 300])
 
 
 def job_timeout(settings: Settings, channel: str, recipients: int) -> int:
-    """A batch job's RQ timeout: long enough for every message to use its whole deadline."""
-    if channel == "email":
-        per, lanes = settings.smtp.deadline, settings.smtp.concurrency
-    else:
-        per, lanes = settings.webhooks.timeout * 2, settings.webhooks.concurrency
-    return int(math.ceil(max(recipients, 1) / lanes) * per + 120)
+    """A batch job's RQ timeout, as ``channel`` sizes it (see ``Channel.timeout``)."""
+    return channels.get(channel).timeout(settings, recipients)
 
 
 def enqueue_delivery(
@@ -56,9 +53,9 @@ def enqueue_delivery(
     kwargs: dict[str, Any] | None = None,
     pipeline: Any = None,
 ) -> None:
-    """Put a delivery batch on its queue (now, or after ``delay`` seconds via the RQ
-    scheduler), with a timeout sized to the batch and RQ-level retries."""
-    q = queue(channel, redis, Keys(settings.redis.prefix))
+    """Put a delivery batch on its channel's queue (now, or after ``delay`` seconds via
+    the RQ scheduler), with a timeout sized to the batch and RQ-level retries."""
+    q = queue(channels.get(channel).queue, redis, Keys(settings.redis.prefix))
     q.get_redis_server_version()  # cached on the client, never read inside a MULTI
     options: dict[str, Any] = {
         "job_id": jid,
@@ -107,17 +104,6 @@ def retry_delay(schedule: Sequence[int], attempt: int, retry_after: float | None
     if retry_after is not None and retry_after > delay:
         delay = min(retry_after, MAX_RETRY_AFTER)
     return delay
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """One delivery job's identity: which alert, channel, attempt, and how to retry it."""
-
-    alert_id: str
-    channel: str  # "email" | "webhook"
-    attempt: int
-    func: str  # dotted path of the job function, for the retry
-    tag: str = ""
 
 
 def finish(

@@ -40,8 +40,9 @@ from sorawatch.projections._common import epoch, loads, text
 from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
 from workers import runtime, waits
+from workers.channels.webhook import CHANNEL as WEBHOOK
 from workers.marks import SentMarks
-from workers.retry import Batch, Outcome, finish
+from workers.retry import Outcome, finish
 
 TYPES = {
     ("status", "change"): "sora.status.changed",
@@ -206,7 +207,7 @@ async def send_batch(
     alert = alerts.get(redis, keys, alert_id)
     if alert is None:
         raise EventError(f"alert {alert_id}: not found, nothing to send")
-    batch = Batch(alert_id, "webhook", attempt, "workers.webhook.deliver_webhooks", tag)
+    batch = WEBHOOK.open(alert_id, attempt, tag)
     ids = list(dict.fromkeys(webhook_ids))
     done = ledger.already_sent(redis, keys, alert_id, "webhook", ids)
     outcomes: list[Outcome] = [
@@ -217,7 +218,7 @@ async def send_batch(
     body = json.dumps(payload(alert), ensure_ascii=False, separators=(",", ":"))
     hooks, secrets = _read_batch(redis, keys, [w for w in ids if w not in done], outcomes)
     if not hooks:
-        return finish(log, batch, ids, outcomes, settings.webhooks.retry_schedule, settings)
+        return finish(log, batch, ids, outcomes, WEBHOOK.schedule(settings), settings)
     marks = SentMarks(store.connect_async(settings), keys, alert_id, "webhook")
 
     async def one(http: httpx.AsyncClient, hook: webhooks.Webhook) -> Outcome:
@@ -265,7 +266,7 @@ async def send_batch(
         finally:
             await marks.client.aclose()
     outcomes += [r for r in results if r is not None]
-    return finish(log, batch, ids, outcomes, settings.webhooks.retry_schedule, settings)
+    return finish(log, batch, ids, outcomes, WEBHOOK.schedule(settings), settings)
 
 
 def _read_batch(

@@ -35,14 +35,14 @@ from rq import Worker as RqWorker
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from sorawatch import internals
+from sorawatch import internals, jobs
 from sorawatch.events import queue
 from sorawatch.settings import Settings
 from sorawatch.store import connect, text
 from workers import digest as digests
 from workers import runtime, waits
 
-QUEUES = ("changes", "email", "webhook")
+QUEUES = jobs.queues()  # changes, then each channel's queue
 MAX_ROUNDS = 1000  # a burst that keeps finding work this long is a loop, not a backlog
 # RQ cleans its registries every 10 minutes by default: a job whose worker died
 # elsewhere would wait that long to be re-run. A minute is cheap (a few ZRANGEs).

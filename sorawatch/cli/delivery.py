@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import click
 
-from sorawatch import clock
+from sorawatch import clock, jobs
 from sorawatch.cli.context import Context, fail, pass_context
 from sorawatch.commands import redelivery
 from sorawatch.events import EventLog
 from sorawatch.projections import ledger
 
-QUEUES = ("changes", "email", "webhook")
+QUEUES = jobs.queues()
 
 
 def _queues(value: str) -> tuple[str, ...]:

@@ -7,18 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sorawatch import clock
+from sorawatch import clock, jobs
 from sorawatch.event_data import DeliveryRetried
 from sorawatch.events import Event, EventLog, Job, job_id, utcnow
 from sorawatch.projections import apply
 from sorawatch.projections.ledger import dead_letters
 
-# The job functions by dotted path: `sorawatch` never imports `workers`.
 RETRY_BATCH = 250  # recipients per requeued job, like a fan-out batch
-DELIVERY_FUNCS = {
-    "email": "workers.email.deliver_email",
-    "webhook": "workers.webhook.deliver_webhooks",
-}
 
 
 def retry_dead_letters(
@@ -54,7 +49,7 @@ def retry_dead_letters(
             # Real time in the identity: a second retry is a new event even when the
             # clock stands still (SORAWATCH_NOW).
             event = Event.new("delivery.retried", data, alert, chan, chunk, real, at=now)
-            job = Job(chan, DELIVERY_FUNCS[chan], (alert, chunk, 0, event.id),
+            job = Job(chan, jobs.DELIVERY_FUNCS[chan], (alert, chunk, 0, event.id),
                       job_id(chan, "retry", event.id))  # fmt: skip
             if log.append(event, [job]).new:
                 apply(redis, keys, event)

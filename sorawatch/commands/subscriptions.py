@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sorawatch import clock
+from sorawatch import clock, jobs
 from sorawatch.commands import write
 from sorawatch.errors import ValidationError
 from sorawatch.event_data import (
@@ -35,7 +35,7 @@ from sorawatch.projections._common import (
 )
 from sorawatch.projections.subscribers import SCHEDULE_FIELDS, Subscriber, get, record_key
 
-CONFIRM_JOB = "workers.email.send_confirmation"
+CONFIRM_JOB = jobs.SEND_CONFIRMATION
 
 # Deliberately simple: an ASCII local part (no spaces, controls or quoting: the mail
 # goes out without SMTPUTF8), one @, a dotted domain in its ASCII (IDNA) form; the

@@ -35,7 +35,6 @@ from sorawatch.keys import Keys, digest
 from sorawatch.projections import handles
 from sorawatch.projections._common import dumps, epoch, loads, text
 
-CHANNELS = ("email", "webhook")
 # Sent marks outlive any retry schedule; the ledger keeps the record after that.
 SENT_MARK_TTL = 90 * 86400
 # Per-recipient outcomes of an alert outlive its last delivery event by this much: past

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from redis import Redis
 from redis.exceptions import RedisError
 
-from sorawatch import metrics
+from sorawatch import jobs, metrics
 from sorawatch.events import queue
 from sorawatch.keys import Keys
 from sorawatch.web.models import HealthOut
@@ -35,7 +35,7 @@ from sorawatch.web.security import check_bearer
 
 router = APIRouter(tags=["operations"])
 
-QUEUES = ("changes", "email", "webhook")
+QUEUES = jobs.queues()
 HEALTH_TIMEOUT = 3.0
 PREFIX = "sorawatch_"
 
