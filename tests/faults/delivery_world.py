@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from sorawatch.projections import apply, ledger
 from sorawatch.testing.alerts import alert_record
 from sorawatch.testing.http import HttpReceiver
 from sorawatch.testing.smtp import Recorder, SmtpServer
-from tests.faults.procs import wait_for
+from tests.faults.procs import Proc, wait_for
 
 LANGS = ("en", "ar", "both")
 
@@ -172,3 +173,34 @@ def reruns(*logs: str) -> int:
             if "abandoned by dead workers" in line:
                 total += int(line.split("re-running ", 1)[1].split()[0])
     return total
+
+
+def kill_mid_batch(
+    redis: Redis,
+    keys: Keys,
+    smtp: SlowSmtp,
+    thresholds: tuple[int, ...],
+    victim: Proc,
+    restart: Callable[[int], Proc],
+    after_kill: Callable[[], object],
+) -> list[Proc]:
+    """SIGKILL ``victim`` each time the SMTP server has seen a threshold's number of
+    recipients while its email worker is in the middle of a batch; ``after_kill`` notes
+    what was in flight, then ``restart(n)`` starts the n-th replacement. Returns the
+    replacements started (the last is the victim still running)."""
+    started: list[Proc] = []
+    for threshold in thresholds:
+        wait_for(
+            lambda t=threshold, pid=victim.pid: (  # type: ignore[misc]
+                len(smtp.recipient_counts()) >= t and busy_on(redis, pid, "email", keys)
+            ),
+            60,
+            f"{threshold} recipients and a busy email worker",
+            poll=0.01,
+        )
+        victim.kill()
+        after_kill()
+        victim = restart(len(started) + 1)
+        started.append(victim)
+        wait_for(lambda: workers_alive(redis) >= 6, 60, "the restarted workers")
+    return started

@@ -34,8 +34,8 @@ from tests.faults.delivery_world import (
     LANGS,
     SlowRecorder,
     SlowSmtp,
-    busy_on,
     idle,
+    kill_mid_batch,
     reruns,
     workers_alive,
 )
@@ -127,24 +127,12 @@ def test_sigkill_mid_digest_batch_loses_nothing(
         procs = [victim, steady]
         try:
             wait_for(lambda: workers_alive(redis) >= 6, 60, "six RQ workers")
-            kills = 0
-            for threshold in KILL_AT:
-                # Kill while the victim's email worker is in the middle of a batch.
-                wait_for(
-                    lambda t=threshold, pid=victim.pid: (
-                        len(smtp.recipient_counts()) >= t  # type: ignore[misc]
-                        and busy_on(redis, pid, "email", keys)
-                    ),
-                    60,
-                    f"{threshold} recipients and a busy email worker",
-                    poll=0.01,
-                )
-                victim.kill()
-                kills += 1
-                orphans |= note_orphans(redis, keys, delivery, smtp)
-                victim = work(f"a{kills}")
-                procs.append(victim)
-                wait_for(lambda: workers_alive(redis) >= 6, 60, "the restarted workers")
+
+            def noted() -> None:
+                orphans.update(note_orphans(redis, keys, delivery, smtp))
+
+            restart = lambda n: work(f"a{n}")  # noqa: E731
+            procs += kill_mid_batch(redis, keys, smtp, KILL_AT, victim, restart, noted)
 
             wait_for(
                 lambda: len(smtp.recipient_counts()) >= N_SUBSCRIBERS,
@@ -196,7 +184,7 @@ def test_sigkill_mid_digest_batch_loses_nothing(
 
     reliability.fault(
         "worker SIGKILLed mid-digest batch",
-        injected=kills,
+        injected=len(KILL_AT),
         expected=N_SUBSCRIBERS,
         delivered=len(received),
         lost=len(lost),

@@ -27,8 +27,8 @@ from sorawatch.projections import ledger
 from sorawatch.testing.http import HttpReceiver
 from tests.faults.delivery_world import (
     SlowSmtp,
-    busy_on,
     idle,
+    kill_mid_batch,
     note_orphans,
     populate,
     raise_alert,
@@ -74,24 +74,9 @@ def test_sigkill_mid_fan_out_loses_nothing(
         try:
             wait_for(lambda: workers_alive(redis) >= 6, 60, "six RQ workers")
             raise_alert(world)
-            kills = 0
-            for threshold in KILL_AT:
-                # Kill while the victim's email worker is in the middle of a batch.
-                wait_for(
-                    lambda t=threshold, pid=victim.pid: (
-                        len(smtp.recipient_counts()) >= t  # type: ignore[misc]
-                        and busy_on(redis, pid, "email", keys)
-                    ),
-                    60,
-                    f"{threshold} recipients and a busy email worker",
-                    poll=0.01,
-                )
-                victim.kill()
-                kills += 1
-                note_orphans(world, smtp, rx)
-                victim = work(f"a{kills}")
-                procs.append(victim)
-                wait_for(lambda: workers_alive(redis) >= 6, 60, "the restarted workers")
+            restart = lambda n: work(f"a{n}")  # noqa: E731
+            noted = lambda: note_orphans(world, smtp, rx)  # noqa: E731
+            procs += kill_mid_batch(redis, keys, smtp, KILL_AT, victim, restart, noted)
 
             wait_for(
                 lambda: (
@@ -138,7 +123,7 @@ def test_sigkill_mid_fan_out_loses_nothing(
     bound_mail = len(world.orphans["email"])
     reliability.fault(
         "worker SIGKILL mid-fan-out (email)",
-        injected=kills,
+        injected=len(KILL_AT),
         expected=N_EMAILS,
         delivered=len(received),
         lost=len(lost),
@@ -147,7 +132,7 @@ def test_sigkill_mid_fan_out_loses_nothing(
     )
     reliability.fault(
         "worker SIGKILL mid-fan-out (webhook, same webhook-id)",
-        injected=kills,
+        injected=len(KILL_AT),
         expected=N_HOOKS,
         delivered=len({r.path for r in rx.requests}),
         lost=0,
