@@ -35,11 +35,12 @@ class Context:
     config: str | None = None
     log_json: bool = False
     overrides: dict[str, object] = field(default_factory=dict)
+    loaded: Settings | None = None  # what the root command already loaded, if it did
 
     @cached_property
     def settings(self) -> Settings:
         try:
-            settings = load_settings(self.config)
+            settings = self.loaded or load_settings(self.config)
         except SettingsError as exc:
             fail(f"bad settings: {exc}", EXIT_SETTINGS)
         clock.use(settings.now)  # every command decides by the configured clock

@@ -31,7 +31,8 @@ def cli(ctx: click.Context, config: str | None, log_json: bool, log_level: str |
     level = log_level or "INFO"
     if not log_json or log_level is None:
         try:
-            configured = load_settings(config).log  # `log.json` / SORAWATCH_LOG_JSON, `log.level`
+            obj.loaded = load_settings(config)  # loaded once: the commands take these
+            configured = obj.loaded.log  # `log.json` / SORAWATCH_LOG_JSON, `log.level`
         except SettingsError:
             configured = None  # the command that needs settings reports it, with exit code 2
         if configured is not None:
