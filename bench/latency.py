@@ -30,6 +30,7 @@ from xml.sax.saxutils import escape
 from common import REPO, HttpSink, machine, redis_server
 from redis import Redis
 
+from sorawatch import schedule
 from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
@@ -123,7 +124,14 @@ def main() -> int:
             redis = Redis.from_url(server.url)
             keys = Keys(settings.redis.prefix)
             log = EventLog(redis, keys)
-            subscriptions.request(log, "reader@example.test", "both", None, confirmed=True)
+            subscriptions.request(
+                log,
+                "reader@example.test",
+                "both",
+                None,
+                confirmed=True,
+                timing=schedule.choose(max_per_day=0),
+            )  # every change, at once
             endpoints.register(log, rx.url("/hook"), allow_private=True)
             cfg = config(tmp / "sorawatch.toml", settings, smtp.port)
             env = {**os.environ, "SORAWATCH_CONFIG": str(cfg)}
