@@ -246,8 +246,9 @@ def _serve(settings: Settings, names: list[str]) -> None:
 
 
 def _digest_tick(settings: Settings) -> Callable[[], None]:
-    """The parent's look for digests due (the children are busy with jobs); a Redis
-    outage is logged and the next look tries again."""
+    """The parent's look for digests due (the children are busy with jobs). It never
+    takes the workers down: a Redis outage is logged and the next look tries again, and
+    anything else is logged with its traceback."""
     redis = connect(settings)
     rt = runtime.configure(settings, redis)
 
@@ -256,6 +257,8 @@ def _digest_tick(settings: Settings) -> Callable[[], None]:
             digests.tick(rt.log, settings)
         except RedisError as exc:
             log.warning("digests: could not look for digests due: %s", exc)
+        except Exception:
+            log.exception("digests: the look for digests due failed")
 
     return tick
 
@@ -272,7 +275,10 @@ def serve(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
         child.start()
     log.info("workers started: %s", ", ".join(f"{c.name} (pid {c.pid})" for c in children))
 
+    stopping: list[int] = []
+
     def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
         for child in children:
             if child.is_alive() and child.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -289,5 +295,10 @@ def serve(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    codes = [c.exitcode or 0 for c in children]
-    return 0 if all(code == 0 for code in codes) else 1
+    # A child still starting when told to stop dies of the SIGTERM itself (RQ has not yet
+    # put in its handler): it had no job, so that is a clean stop too.
+    clean = {0, -signal.SIGTERM} if stopping else {0}
+    failed = [c for c in children if (c.exitcode or 0) not in clean]
+    for child in failed:
+        log.error("worker %s (pid %s) exited with code %s", child.name, child.pid, child.exitcode)
+    return 1 if failed else 0

@@ -73,7 +73,8 @@ def test_sigterm_stops_the_workers_cleanly(
         queue("changes", redis).enqueue_call("workers.fanout.fan_out", args=(event.id,))
         wait_for(lambda: list(settings.outbox_dir.glob("*.eml")), "the mail in the outbox")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        code = proc.wait(timeout=60)
+        assert code == 0, proc.stderr.read().decode("utf-8", "replace")[-4000:]  # type: ignore[union-attr]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
