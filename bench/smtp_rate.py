@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import statistics
 import tempfile
 import threading
@@ -44,7 +43,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from common import WorkerPool, machine, redis_server
-from fanout import Budget, OutOfTime, num, seed_subscribers
+from fanout import seed_subscribers
+from figures import Budget, OutOfTime, num, report
 from redis import Redis
 
 from sorawatch import store
@@ -394,10 +394,7 @@ def main() -> int:
         "throttle": throttled, "exactly_once": exact, "complete": complete, "stopped": stopped,
         "elapsed_s": num(budget.seconds - budget.left(), 1),
     }  # fmt: skip
-    print("RESULT " + json.dumps(result, allow_nan=False), flush=True)
-    if not complete:
-        return 2
-    return 0 if exact else 1
+    return report(result, complete=complete, exact=exact)
 
 
 if __name__ == "__main__":
