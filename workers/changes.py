@@ -113,8 +113,10 @@ def _process(
     previous = _decision(log, item_id)
     if previous is not None:
         # A re-run: the decision is in the log; make sure it is applied, decide nothing.
+        # The item too: Redis may have kept the decision but lost the item's own
+        # projection writes (appendfsync everysec), and replay would then differ.
         follow = previous.data_as(StoryFiled)["follow"]
-        _apply(redis, keys, [previous, *(e for e in map(log.get, follow) if e)])
+        _apply(redis, keys, [item, previous, *(e for e in map(log.get, follow) if e)])
         return "done"
     apply(redis, keys, item)
     batch = decide(redis, keys, item, workers, now)

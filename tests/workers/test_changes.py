@@ -178,6 +178,8 @@ def test_rerun_after_a_crash_between_append_and_apply_applies_once(
     assert alerts.count(redis, log.keys) == 2
     assert state.current(redis, log.keys)["status"]["value"] == "released"
     assert len(state.timeline(redis, log.keys)) == 1
+    # The item's own projection too, as replay would build it.
+    assert stories.count_items(redis, log.keys) == 1
 
 
 def test_baseline_and_old_items_fold_into_state_but_raise_nothing(
