@@ -35,11 +35,6 @@ RQ (python-rq)
     ``hostname``, ``pid`` and ``death``). If they change, a killed worker's jobs wait for
     RQ's heartbeat expiry and delayed retries wait out a 61 s lock, or the start fails.
 
-    ``RQScheduler._process`` (``scheduler_process``). Used by ``workers/worker.py``'s
-    ``Worker.stop_scheduler`` to stop the scheduler within ``STOP_WAIT`` and kill it
-    after; RQ's own join can hang on a Redis connection being retried. If it changes,
-    a worker's stop waits on RQ's join again.
-
     ``Worker.subscribe`` / ``Worker.unsubscribe`` (overridden), the attributes
     ``pubsub``, ``pubsub_thread``, ``pubsub_channel_name``, ``handle_payload`` and
     ``Worker._pubsub_exception_handler`` (``pubsub_exception_handler``). Used by
@@ -60,7 +55,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 import httpcore
 import httpx
@@ -136,11 +130,6 @@ def execution_worker(redis: Redis, composite: str) -> str | None:
     StartedJobRegistry), None when Redis no longer knows it."""
     raw = redis.hget(Execution.from_composite_key(composite, redis).key, "worker_name")
     return text(raw)
-
-
-def scheduler_process(scheduler: RQScheduler | None) -> Any:
-    """The process the RQ scheduler runs in (a ``multiprocessing`` process), or None."""
-    return scheduler._process if scheduler is not None else None
 
 
 def pubsub_exception_handler(worker: Worker) -> Callable[..., None]:

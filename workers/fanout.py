@@ -9,6 +9,10 @@ number; and a ``done`` mark, set in the same MULTI as the enqueues (under WATCH)
 makes a re-run or a concurrent run enqueue nothing at all. The plan is deleted in
 that MULTI: past the ``done`` mark nobody reads it (it held every recipient's
 address, ~30 bytes a subscriber, for 30 days).
+
+A transaction that fails is tried again until it finds the done mark: redis-py
+reports a connection dropped between WATCH and EXEC (a Redis restart) as a
+WatchError too, and taking that for "a concurrent run did it" lost the alert.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from redis import Redis
 from redis.exceptions import WatchError
 
 from sorawatch import metrics
-from sorawatch.errors import EventError
+from sorawatch.errors import EventError, SorawatchError
 from sorawatch.event_data import AlertRaised
 from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys
@@ -30,6 +34,11 @@ from workers import channels, runtime
 from workers.retry import enqueue_delivery
 
 PLAN_TTL = 30 * 86400  # long after any retry; losing it only matters to a re-run
+TRANSACTION_TRIES = 10  # each try ends in the done mark, or in a WatchError nobody caused twice
+
+
+class FanOutBusy(SorawatchError):
+    """The fan-out transaction kept failing (RQ retries the job)."""
 
 
 def chunks(pages: Iterable[list[str]], size: int) -> Iterator[list[str]]:
@@ -102,26 +111,31 @@ def fan_out_alert(log: EventLog, alert: AlertRaised, settings: Settings) -> dict
         for n, recipients in enumerate(batches.get(channel.name, []))
     ]
     done = keys.fanout_done(alert_id)
+    counts = {c: sum(len(b) for b in batches.get(c, [])) for c in nothing()}
     with redis.pipeline() as pipe:
-        try:
-            pipe.watch(done)  # type: ignore[no-untyped-call]
-            if pipe.exists(done):
-                return nothing()
-            pipe.multi()
-            for channel, recipients, jid in jobs:
-                args = (alert_id, recipients, 0)
-                enqueue_delivery(
-                    redis, settings, channel.name, channel.func, args, jid, pipeline=pipe
-                )
-            pipe.set(done, len(jobs), ex=PLAN_TTL)
-            pipe.delete(keys.fanout_plan(alert_id))
-            counts = {c: sum(len(b) for b in batches.get(c, [])) for c in nothing()}
-            for name, n in counts.items():
-                metrics.incr(pipe, keys, "fanout_recipients", n, channel=name)
-            pipe.execute()
-        except WatchError:
-            return nothing()  # a concurrent run enqueued them
-    return counts
+        for _ in range(TRANSACTION_TRIES):
+            try:
+                pipe.watch(done)  # type: ignore[no-untyped-call]
+                if pipe.exists(done):
+                    return nothing()
+                pipe.multi()
+                for channel, recipients, jid in jobs:
+                    args = (alert_id, recipients, 0)
+                    enqueue_delivery(
+                        redis, settings, channel.name, channel.func, args, jid, pipeline=pipe
+                    )
+                pipe.set(done, len(jobs), ex=PLAN_TTL)
+                pipe.delete(keys.fanout_plan(alert_id))
+                for name, n in counts.items():
+                    metrics.incr(pipe, keys, "fanout_recipients", n, channel=name)
+                pipe.execute()
+                return counts
+            except WatchError:
+                # Either a concurrent run set the done mark (the next look finds it) or
+                # the connection dropped mid-transaction (redis-py says so with a
+                # WatchError too, and nothing was written): look again, never assume.
+                continue
+    raise FanOutBusy(f"alert {alert_id}: the fan-out transaction failed {TRANSACTION_TRIES} times")
 
 
 def fan_out(alert_event_id: str) -> dict[str, int]:

@@ -1,8 +1,9 @@
 """Running the RQ workers: one process per queue, or one burst pass over all of them.
 
 Long-running (``sorawatch work``): one child process per queue (``changes``,
-``email``, ``webhook``), each an RQ ``Worker`` with the scheduler (for delayed
-retries). Separate processes, not threads, because a job is CPU and I/O in
+``email``, ``webhook``), each an RQ ``Worker``; the parent restarts a child that
+ends before it is told to stop, and runs the one RQ scheduler (delayed retries)
+and the look for digests due. Separate processes, not threads, because a job is CPU and I/O in
 asyncio loops of its own and RQ's forking worker gives each job a clean process
 with a hard timeout; and because a queue that is slow (a webhook endpoint that
 hangs until its timeout) must never hold up mail. SIGTERM/SIGINT to the parent
@@ -23,8 +24,10 @@ import multiprocessing
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from multiprocessing import connection as mp_connection
 from types import FrameType
 from typing import Any
 
@@ -33,6 +36,7 @@ from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq import Worker as RqWorker
 from rq.registry import StartedJobRegistry
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from sorawatch import internals, jobs
@@ -50,8 +54,10 @@ MAINTENANCE_INTERVAL = 60
 # How often a worker's pubsub thread (RQ's command channel) wakes to see whether it
 # should stop. RQ says 60 s, and stopping a worker joins that thread: see QuickStop.
 PUBSUB_POLL = 1.0
-STOP_WAIT = 10  # seconds: the most a stop waits for that thread or the scheduler
+STOP_WAIT = 10  # seconds: the most a stop waits for that thread
+SCHEDULE_TICK = 1.0  # seconds between two moves of delayed jobs (RQ's own interval)
 DIGEST_TICK = 30.0  # seconds between two looks for digests due (see workers.digest)
+RESTART_SOON = 5.0  # seconds: a child that ends sooner after its start waits this long to restart
 
 log = logging.getLogger("sorawatch.workers")
 
@@ -181,12 +187,7 @@ class BurstWorker(QuickStop, SimpleWorker):
 class Worker(QuickStop, RqWorker):
     """RQ's forking worker that, at start and at each maintenance, first hands the jobs
     of workers killed on this host (SIGKILL, OOM) back to RQ's cleanup for a re-run,
-    and that always stops when asked.
-
-    RQ's own shutdown could hang: the pubsub thread (see QuickStop), and after a Redis
-    restart the scheduler's join could wait on a connection being retried. Here the
-    scheduler gets ``STOP_WAIT`` seconds, then is killed (it is daemon-like: nothing is
-    lost by not waiting for it).
+    and that always stops when asked (see QuickStop).
     """
 
     def clean_registries(self) -> None:
@@ -194,21 +195,6 @@ class Worker(QuickStop, RqWorker):
         if found:
             self.log.warning("re-running %d job(s) abandoned by dead workers", found)
         super().clean_registries()  # type: ignore[no-untyped-call]
-
-    def stop_scheduler(self) -> None:
-        process = internals.scheduler_process(self.scheduler)
-        if process is None or not process.pid:
-            return
-        with contextlib.suppress(OSError):
-            os.kill(process.pid, signal.SIGTERM)
-        process.join(STOP_WAIT)
-        if process.is_alive():
-            self.log.warning(
-                "scheduler (pid %s) did not stop in %d s: killing it", process.pid, STOP_WAIT
-            )
-            with contextlib.suppress(OSError):
-                os.kill(process.pid, signal.SIGKILL)
-            process.join(STOP_WAIT)
 
 
 def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] = QUEUES) -> int:
@@ -231,18 +217,48 @@ def burst(settings: Settings, redis: Redis | None = None, queues: Sequence[str] 
 
 
 def _serve(settings: Settings, names: list[str]) -> None:
-    """Child process: one RQ worker on ``names``, with the scheduler, until stopped."""
+    """Child process: one RQ worker on ``names``, until stopped."""
     redis = connect(settings)
     rt = runtime.configure(settings, redis)
     queues = [queue(n, redis, rt.keys) for n in names]
-    release_dead_scheduler_locks(redis, queues)  # before work() starts our scheduler
     worker = Worker(
         queues,
         connection=redis,
         serializer=JSONSerializer,
         maintenance_interval=MAINTENANCE_INTERVAL,
     )
-    worker.work(with_scheduler=True, logging_level=settings.log.level)
+    worker.work(logging_level=settings.log.level)
+
+
+def _scheduler(settings: Settings, names: Sequence[str]) -> tuple[RQScheduler, Callable[[], None]]:
+    """The parent's RQ scheduler for ``names`` and its tick: move the delayed jobs
+    (retries) whose time has come onto their queues.
+
+    In the parent, not forked by each worker as RQ does: a forked scheduler outlived a
+    killed worker, and it held copies of that worker's Redis connections, so Redis
+    handed the next job to the dead worker's blocked BLMOVE and the job sat stranded
+    until RQ's cleanup, minutes later; and nothing ever stopped it. Like the digest
+    look, a tick never takes the workers down."""
+    redis = connect(settings)
+    keys = runtime.configure(settings, redis).keys
+    queues = [queue(n, redis, keys) for n in names]
+    release_dead_scheduler_locks(redis, queues)  # a killed parent's locks live 61 s
+    scheduler = RQScheduler(queues, connection=redis, serializer=JSONSerializer)
+
+    def tick() -> None:
+        try:
+            if not scheduler.pid:
+                scheduler.register_birth()
+            if scheduler.should_reacquire_locks:
+                scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+            scheduler.heartbeat()  # type: ignore[no-untyped-call]
+            scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            log.warning("scheduler: could not move delayed jobs: %s", exc)
+        except Exception:
+            log.exception("scheduler: moving delayed jobs failed")
+
+    return scheduler, tick
 
 
 def _digest_tick(settings: Settings) -> Callable[[], None]:
@@ -265,40 +281,73 @@ def _digest_tick(settings: Settings) -> Callable[[], None]:
 
 def serve(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
     """Run one worker process per queue until SIGTERM/SIGINT; returns an exit code
-    (0 when every child stopped cleanly)."""
+    (0 when every child stopped cleanly).
+
+    A child that ends before it is told to stop is started again at once: a queue
+    without its worker is mail nobody sends (RQ's own loop quits on an error it does
+    not know, and a killed child is as gone). One that ends within ``RESTART_SOON``
+    seconds of its start is started again only after that many seconds, so a child
+    that cannot start does not spin."""
     ctx = multiprocessing.get_context("spawn")
-    children = [
-        ctx.Process(target=_serve, args=(settings, [name]), name=f"sorawatch-{name}", daemon=False)
-        for name in queues
-    ]
-    for child in children:
+
+    def spawn(name: str) -> Any:
+        child = ctx.Process(
+            target=_serve, args=(settings, [name]), name=f"sorawatch-{name}", daemon=False
+        )
         child.start()
-    log.info("workers started: %s", ", ".join(f"{c.name} (pid {c.pid})" for c in children))
+        started[name] = time.monotonic()
+        if stopping and child.pid is not None:  # told to stop while it was starting
+            os.kill(child.pid, signal.SIGTERM)
+        return child
 
     stopping: list[int] = []
+    started: dict[str, float] = {}
+    children = {name: spawn(name) for name in queues}
+    log.info("workers started: %s", ", ".join(f"{c.name} (pid {c.pid})" for c in children.values()))
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
-        for child in children:
+        for child in children.values():
             if child.is_alive() and child.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    scheduler, schedule = _scheduler(settings, queues)
     try:
-        tick = _digest_tick(settings) if "email" in queues else None
-        while any(c.is_alive() for c in children):
-            if tick is not None:
-                tick()
-            for child in children:
-                child.join(DIGEST_TICK / len(children))
+        digest_tick = _digest_tick(settings) if "email" in queues else None
+        next_digest = time.monotonic()
+        while not stopping or any(c.is_alive() for c in children.values()):
+            if not stopping:
+                schedule()
+                if digest_tick is not None and time.monotonic() >= next_digest:
+                    digest_tick()
+                    next_digest = time.monotonic() + DIGEST_TICK
+            for name, child in list(children.items()):
+                if stopping or child.is_alive() or time.monotonic() - started[name] < RESTART_SOON:
+                    continue
+                log.warning(
+                    "worker %s (pid %s) ended with code %s before it was told to stop: "
+                    "starting it again",
+                    child.name,
+                    child.pid,
+                    child.exitcode,
+                )
+                children[name] = spawn(name)
+            alive = [c.sentinel for c in children.values() if c.is_alive()]
+            if alive:
+                mp_connection.wait(alive, timeout=SCHEDULE_TICK)  # wakes when a child ends
+            else:
+                time.sleep(SCHEDULE_TICK)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        with contextlib.suppress(RedisError):
+            scheduler.stop()  # type: ignore[no-untyped-call]  # frees its locks at once
     # A child still starting when told to stop dies of the SIGTERM itself (RQ has not yet
     # put in its handler): it had no job, so that is a clean stop too.
     clean = {0, -signal.SIGTERM} if stopping else {0}
-    failed = [c for c in children if (c.exitcode or 0) not in clean]
+    failed = [c for c in children.values() if (c.exitcode or 0) not in clean]
     for child in failed:
         log.error("worker %s (pid %s) exited with code %s", child.name, child.pid, child.exitcode)
     return 1 if failed else 0

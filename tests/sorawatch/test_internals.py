@@ -91,10 +91,6 @@ def test_rq_scheduler_registration_lock_and_release(redis: Redis) -> None:
         f"the lock its owner holds; {FIX}"
     )
     assert redis.get(lock) is None
-    assert internals.scheduler_process(scheduler) is None, (
-        f"RQ: RQScheduler._process is gone (Worker.stop_scheduler needs it); {FIX}"
-    )
-    assert internals.scheduler_process(None) is None
 
 
 def test_rq_worker_registration_and_the_execution_of_a_started_job(redis: Redis) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from typing import Any
 
+import pytest
 from redis import Redis
 
 from sorawatch.commands import endpoints, subscriptions
@@ -92,6 +94,33 @@ def test_concurrent_fan_outs_enqueue_each_batch_once(redis: Redis, settings: Set
     jobs = queue("email", redis).get_jobs()
     assert len(jobs) == 7
     assert len({j.id for j in jobs}) == 7
+
+
+def test_a_connection_dropped_mid_transaction_is_not_taken_for_a_finished_fan_out(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py reports a connection lost between WATCH and EXEC (a Redis restart) as
+    a WatchError, as it does a concurrent run's done mark: the alert must still go out."""
+    setup_runtime(settings, redis)
+    log = EventLog(redis, keys_of(settings))
+    subscribe(log, "a@example.test", "en")
+    _, event = raise_alert(log)
+    enqueue = fanout.enqueue_delivery
+    drops: list[int] = []
+
+    def dropping(*args: Any, **kwargs: Any) -> None:
+        if not drops:  # inside the first MULTI: every other connection is cut
+            killer = Redis.from_url(settings.redis.url or "")
+            drops.append(int(killer.client_kill_filter(_type="normal", skipme=True)))
+            killer.close()
+        enqueue(*args, **kwargs)
+
+    monkeypatch.setattr(fanout, "enqueue_delivery", dropping)
+    assert fanout.fan_out(event.id) == {"email": 1, "webhook": 0}
+    assert len(drops) == 1
+    assert drops[0] >= 1  # the fan-out's own connection was among those cut
+    assert [j.args[1] for j in queue("email", redis).get_jobs()] == [["a@example.test"]]
+    assert redis.exists(log.keys.fanout_done("al_test1"))
 
 
 def test_baseline_alerts_reach_no_one(redis: Redis, settings: Settings) -> None:

@@ -3,6 +3,7 @@ loses at most the message in flight, and the re-run sends the rest once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -79,6 +80,53 @@ def test_sigterm_stops_the_workers_cleanly(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert ledger.status(redis, log.keys, "al_test1", "email", "en@example.test") == "sent"
+
+
+def _worker_pid(redis: Redis, queue_name: str) -> int | None:
+    """The pid of a live RQ worker registered on ``queue_name``, if any."""
+    for key in redis.smembers("rq:workers"):
+        fields = redis.hmget(key, ["queues", "pid", "death"])
+        queues, pid, death = (v.decode() if v else None for v in fields)
+        if queues == queue_name and pid and not death:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), 0)
+                return int(pid)
+    return None
+
+
+def test_a_worker_that_dies_is_started_again(
+    redis: Redis, settings: Settings, tmp_path: Path
+) -> None:
+    """A queue whose worker process died (killed, or RQ quitting on an error it does not
+    know) must not sit unserved while the others run on."""
+    config = write_config(tmp_path / "c.toml", settings, None)
+    log = EventLog(redis, keys_of(settings))
+    subscribe(log, "en@example.test", "en")
+    _, event = raise_alert(log)
+    changes = queue("changes", redis)
+    proc = start(config, "work")
+    try:
+        wait_for(lambda: _worker_pid(redis, changes.name), "the changes worker")
+        first = _worker_pid(redis, changes.name)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        # Enqueued once the new worker is there: a job pushed while Redis still thinks
+        # the dead one waits on the queue would go to it (RQ's own cleanup re-runs such
+        # a job, a minute or two later: another matter).
+        wait_for(lambda: _worker_pid(redis, changes.name) not in (None, first), "a new worker")
+        changes.enqueue_call("workers.fanout.fan_out", args=(event.id,))
+        try:
+            wait_for(lambda: list(settings.outbox_dir.glob("*.eml")), "the mail in the outbox")
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"no mail; `work` said:\n{err.decode('utf-8', 'replace')[-4000:]}")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        assert code == 0, proc.stderr.read().decode("utf-8", "replace")[-4000:]  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_sigkill_mid_batch_resends_nothing_that_was_sent(
