@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 
+from aiosmtplib.email import quote_address
+
 from sorawatch.settings import Settings
 from sorawatch.testing.smtp import SmtpServer
 from tests.workers.delivery_helpers import with_smtp
 from workers import mail
 from workers.mail.base import RawMessage, SendResult
+from workers.mail.smtp import _quoted
 
 SENDER = "alerts@watch.example.test"
 
@@ -80,3 +83,18 @@ def test_an_address_is_quoted_as_sendmail_quotes_it(smtp: SmtpServer, settings: 
     results = send_all(settings, [raw("ok@example.test"), raw("x@example.test> NOTIFY=NEVER")])
     assert [r.ok for r in results] == [True, True]
     assert [m.recipients for m in smtp.messages] == [["ok@example.test"], ["x@example.test"]]
+
+
+def test_addresses_are_quoted_as_aiosmtplib_quotes_them() -> None:
+    addresses = [
+        "user0000001@example.test",
+        "a.b+tag@sub.example.test",
+        "o'neil!#$%&*/=?^_`{|}~-@example-test.org",
+        '"a b"@example.test',
+        "Name <n@example.test>",
+        "x@example.test> NOTIFY=NEVER",
+        "a..b@example.test",
+        ".a@example.test",
+    ]
+    for address in addresses:
+        assert _quoted(address) == quote_address(address).encode("ascii"), address
