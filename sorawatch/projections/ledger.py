@@ -261,13 +261,13 @@ def _write(
             deltas[entry["status"]] = deltas.get(entry["status"], 0) + 1
             if previous is not None:
                 deltas[previous] = deltas.get(previous, 0) - 1
-        full = dumps(entry)
+        # The whole entry only where it is kept whole (a sent one, nearly all, is not).
         if entry["status"] == "abandoned":
-            dead[entry["id"]] = full
+            dead[entry["id"]] = dumps(entry)
         else:
             gone.append(entry["id"])
         if entry["status"] in ("failed", "retrying"):
-            waiting[entry["id"]] = full
+            waiting[entry["id"]] = dumps(entry)
         else:
             done.append(entry["id"])
     until = int((epoch(event.at) + OUTCOME_TTL) * 1000)

@@ -12,16 +12,22 @@ are refused, so the per-recipient errors it returns are inspected too.
 With a ``RateLimiter`` (``smtp.rate``), each message first reserves its slot in
 the deployment's shared rate and waits for it before taking a connection, so no
 connection is held while waiting; a 421 or 454 slows the shared rate down.
+
+A ``RawMessage`` (already CRLF wire bytes) goes through ``_transact``, the same
+commands and bytes ``SMTP.sendmail`` writes without its per-message work on them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 from email.message import EmailMessage
 from email.utils import parseaddr
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 from redis.exceptions import RedisError
 
 from sorawatch.settings import SmtpSettings
@@ -120,7 +126,7 @@ class SmtpMailer:
             client = await self._acquire()
             if isinstance(message, RawMessage):
                 # Already flattened (7-bit): no email-package work per message.
-                errors, _reply = await client.sendmail(message.sender, [recipient], message.data)
+                errors = await _transact(client, message)
             else:
                 sender = parseaddr(str(message["From"]))[1]
                 errors, _reply = await client.send_message(
@@ -190,3 +196,72 @@ class SmtpMailer:
         self._all.clear()
         self._idle = None
         self._slots = None
+
+
+def _wire_ready(data: bytes) -> bool:
+    """Whether ``data`` is already what a DATA command transmits: CRLF line endings
+    only, a final CRLF, and no line starting with a dot (nothing to dot-stuff)."""
+    crlf = data.count(b"\r\n")
+    return (
+        data.endswith(b"\r\n")
+        and data.count(b"\r") == crlf == data.count(b"\n")
+        and not data.startswith(b".")
+        and b"\n." not in data
+    )
+
+
+# A dot-atom address (RFC 5322 3.4.1, ASCII), which aiosmtplib's parsing gives back as
+# it is; anything else (quotes, comments, a display name) is parsed by aiosmtplib.
+_ATEXT = "A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+_DOT_ATOM = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def _quoted(address: str) -> bytes:
+    """``<address>`` as aiosmtplib quotes it (ValueError for one that could inject)."""
+    if _DOT_ATOM.fullmatch(address):
+        return f"<{address}>".encode("ascii")
+    return quote_address(address).encode("ascii")
+
+
+async def _transact(
+    client: aiosmtplib.SMTP, message: RawMessage
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """Send ``message`` as ``client.sendmail`` does (MAIL with ``size=``, RCPT, DATA,
+    the bytes, RSET after a refusal) and return its recipient errors.
+
+    ``sendmail`` parses both addresses twice and runs three regular expressions over
+    the whole message (line endings twice, dot-stuffing once): about 150 µs of a
+    message's CPU, for bytes our templates already write in wire form. Here each
+    address is quoted once, and wire-ready bytes (checked: ``_wire_ready``) are
+    written as they are. Anything else, and a connection's first message (which
+    says EHLO), goes through ``sendmail`` itself."""
+    data = message.data
+    if client.is_ehlo_or_helo_needed or not _wire_ready(data):
+        errors, _reply = await client.sendmail(message.sender, [message.recipient], data)
+        return errors
+    sender, recipient = _quoted(message.sender), _quoted(message.recipient)
+    size = [b"size=%d" % len(data)] if client.supports_extension("size") else []
+    try:
+        reply = await client.execute_command(b"MAIL", b"FROM:" + sender, *size)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, message.sender)
+        reply = await client.execute_command(b"RCPT", b"TO:" + recipient)
+        if reply.code not in (250, 251):
+            refused = aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, message.recipient)
+            raise aiosmtplib.SMTPRecipientsRefused([refused])
+        reply = await client.execute_command(b"DATA")
+        if reply.code != 354:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+        if client.protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        # No await between the write and read_response, which expects the reply.
+        client.protocol.write(data + b".\r\n")
+        reply = await client.protocol.read_response(timeout=client.timeout)
+        if reply.code != 250:
+            raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        # Reset the envelope for the connection's next message, as sendmail does.
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset()
+        raise
+    return {}
