@@ -24,8 +24,7 @@ from babel.dates import format_datetime
 from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-import templates
-from sorawatch import vocabulary
+from sorawatch import templates, vocabulary
 from sorawatch.vocabulary import LANGS
 
 TEMPLATES_DIR = Path(templates.__file__).resolve().parent

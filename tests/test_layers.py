@@ -106,9 +106,12 @@ EDGES = [
 
 def test_the_layers_are_read_from_every_module() -> None:
     assert len(MODULES) > 80
-    assert {"sorawatch.events", "watcher.poll", "workers.email", "sorawatch.cli.main"} <= set(
-        MODULES
-    )
+    assert {
+        "sorawatch.events",
+        "sorawatch.watcher.poll",
+        "sorawatch.workers.email",
+        "sorawatch.cli.main",
+    } <= set(MODULES)
     assert len(EDGES) > 300
 
 

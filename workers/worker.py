@@ -39,8 +39,8 @@ from sorawatch import internals, jobs
 from sorawatch.events import queue
 from sorawatch.settings import Settings
 from sorawatch.store import connect, text
-from workers import digest as digests
-from workers import runtime, waits
+from sorawatch.workers import digest as digests
+from sorawatch.workers import runtime, waits
 
 QUEUES = jobs.queues()  # changes, then each channel's queue
 MAX_ROUNDS = 1000  # a burst that keeps finding work this long is a loop, not a backlog
@@ -51,7 +51,7 @@ MAINTENANCE_INTERVAL = 60
 # should stop. RQ says 60 s, and stopping a worker joins that thread: see QuickStop.
 PUBSUB_POLL = 1.0
 STOP_WAIT = 10  # seconds: the most a stop waits for that thread or the scheduler
-DIGEST_TICK = 30.0  # seconds between two looks for digests due (see workers.digest)
+DIGEST_TICK = 30.0  # seconds between two looks for digests due (see sorawatch.workers.digest)
 
 log = logging.getLogger("sorawatch.workers")
 

@@ -70,7 +70,7 @@ def test_sigterm_stops_the_workers_cleanly(
     _, event = raise_alert(log)
     proc = start(config, "work")
     try:
-        queue("changes", redis).enqueue_call("workers.fanout.fan_out", args=(event.id,))
+        queue("changes", redis).enqueue_call("sorawatch.workers.fanout.fan_out", args=(event.id,))
         wait_for(lambda: list(settings.outbox_dir.glob("*.eml")), "the mail in the outbox")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
@@ -93,7 +93,7 @@ def test_sigkill_mid_batch_resends_nothing_that_was_sent(
     smtp.recorder.delay = 0.1
     jid = job_id("email", "al_test1", "b00000")
     queue("email", redis).enqueue_call(
-        "workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
+        "sorawatch.workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
     )
     proc = start(config, "work", "--burst", "--queues", "email")
     try:
@@ -108,7 +108,7 @@ def test_sigkill_mid_batch_resends_nothing_that_was_sent(
     # RQ re-runs the abandoned job (same id, same arguments).
     smtp.recorder.delay = 0.0
     queue("email", redis).enqueue_call(
-        "workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
+        "sorawatch.workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
     )
     rerun = start(config, "work", "--burst", "--queues", "email")
     _, err = rerun.communicate(timeout=120)
