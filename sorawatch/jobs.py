@@ -1,7 +1,7 @@
 """Every RQ job function, named once, and the delivery channels' queues and jobs.
 
 RQ stores a job's function as a dotted path and imports it when a worker runs the
-job; ``sorawatch`` never imports ``watcher`` or ``workers`` (they import it), so the
+job; the core never imports ``sorawatch.watcher`` or ``sorawatch.workers`` (they import it), so the
 names live here as strings and everything that enqueues a job takes them from here.
 ``tests/workers/test_jobs.py`` resolves each one. The values are what the queues of a
 running deployment hold: changing one strands its queued jobs.
@@ -21,9 +21,8 @@ FAN_OUT = "sorawatch.workers.fanout.fan_out"  # queue "changes": one alert.raise
 DELIVER_EMAIL = "sorawatch.workers.email.deliver_email"  # queue "email": an alert or digest batch
 DELIVER_WEBHOOKS = "sorawatch.workers.webhook.deliver_webhooks"  # queue "webhook": an alert batch
 SEND_CONFIRMATION = "sorawatch.workers.email.send_confirmation"  # queue "email": one confirmation
-DELIVER_LOG = (
-    "sorawatch.workers.channels.log.deliver_log"  # queue "log", when that channel is registered
-)
+# Queue "log", when that channel is registered.
+DELIVER_LOG = "sorawatch.workers.channels.log.deliver_log"
 
 CHANGES = "changes"  # the queue of change processing and fan-out
 
