@@ -6,12 +6,12 @@
 
 ``watcher/``, ``workers/`` and ``templates/`` are installed as ``sorawatch.watcher``,
 ``sorawatch.workers`` and ``sorawatch.templates`` (``package-dir`` in pyproject.toml).
-mypy cannot see that: it names a module after its folders (``watcher/poll.py`` would be
-``watcher.poll``) and cannot follow the import hook of an editable install. So this builds,
-in a temporary folder, a ``sorawatch/`` whose entries are symbolic links to those of the
-real ``sorawatch/`` plus the three folders, checks ``-p sorawatch`` there with the
-project's mypy settings, and prints mypy's report with each path turned back into the
-file's path in the repository.
+mypy cannot see that. It names a module after the folders it sits in
+(``watcher/poll.py`` → ``watcher.poll``), and it cannot follow the import hook of an
+editable install. So this builds, in a temporary folder, a ``sorawatch/`` whose entries
+are symbolic links to those of the real ``sorawatch/`` plus the three folders, checks
+``-p sorawatch`` there with the project's mypy settings, and prints mypy's report with
+each path turned back into the file's path in the repository.
 """
 
 from __future__ import annotations
