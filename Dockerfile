@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SORAWATCH_DATA_DIR=/data
 
-WORKDIR /app
+WORKDIR /src
 
 # Dependencies in their own layer: it is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
@@ -14,17 +14,23 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --no-cache-dir -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# Then the source, installed without touching the dependencies again.
+# Then the source, installed without touching the dependencies again. watcher/, workers/
+# and templates/ are installed inside the package sorawatch (pyproject.toml), so the
+# checkout's layout must not stay on the path: /src goes once installed, and the
+# processes run from /data, where a `python -m sorawatch.cli` (what `sorawatch run`
+# starts) finds only the installed package.
 COPY README.md ./
 COPY sorawatch ./sorawatch
 COPY watcher ./watcher
 COPY workers ./workers
 COPY templates ./templates
 RUN pip install --no-cache-dir --no-deps . \
+    && rm -rf /src \
     && groupadd --system --gid 10001 sorawatch \
     && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /data sorawatch \
     && mkdir -p /data \
     && chown 10001:10001 /data
+WORKDIR /data
 
 # Numeric, so the host and Kubernetes can tell it is not root.
 USER 10001:10001

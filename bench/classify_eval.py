@@ -23,7 +23,7 @@ from typing import Any
 
 from sorawatch.arabic import normalize_for_matching
 from sorawatch.vocabulary import TOPICS
-from watcher.classify import default_classifier
+from sorawatch.watcher.classify import default_classifier
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus" / "dev.jsonl"

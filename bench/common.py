@@ -233,8 +233,8 @@ def _work(settings: Any, queues: list[str], go: Any, results: Any, stock: bool =
 
     from sorawatch.events import queue
     from sorawatch.store import connect
-    from workers import email, runtime, webhook  # noqa: F401  (imported before the clock)
-    from workers.worker import BurstWorker
+    from sorawatch.workers import email, runtime, webhook  # noqa: F401  (imported before the clock)
+    from sorawatch.workers.worker import BurstWorker
 
     logging.basicConfig(level=logging.WARNING, format="    [worker %(process)d] %(message)s")
     logging.getLogger("rq").setLevel(logging.WARNING)

@@ -30,10 +30,10 @@ from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.http import HttpReceiver
 from sorawatch.testing.redis import RedisServer
 from sorawatch.testing.smtp import SmtpServer
-from workers import email as email_jobs
-from workers import fanout, runtime
-from workers import webhook as webhook_jobs
-from workers.mail.smtp import SmtpMailer
+from sorawatch.workers import email as email_jobs
+from sorawatch.workers import fanout, runtime
+from sorawatch.workers import webhook as webhook_jobs
+from sorawatch.workers.mail.smtp import SmtpMailer
 
 
 def timed(fn: Any) -> tuple[Any, float]:

@@ -70,9 +70,9 @@ from sorawatch.settings import (
     WorkerSettings,
 )
 from sorawatch.testing.alerts import raise_alert
-from workers import channels, fanout
-from workers.retry import enqueue_delivery
-from workers.webhook import message_id
+from sorawatch.workers import channels, fanout
+from sorawatch.workers.retry import enqueue_delivery
+from sorawatch.workers.webhook import message_id
 
 LANGS = ("ar", "ar", "en", "both")  # half Arabic, a quarter English, a quarter both
 
@@ -130,7 +130,7 @@ def seed_webhooks(log: EventLog, rx: HttpSink, m: int) -> list[str]:
 
 
 def prerendered_mail(settings: Settings, alert: dict[str, Any], n: int) -> list[tuple[str, bytes]]:
-    from workers import email as email_jobs
+    from sorawatch.workers import email as email_jobs
 
     pages = {p: email_jobs.render_alert(alert, p, settings.web.public_url) for p in ("ar", "en")}
     out = []
@@ -148,7 +148,7 @@ def prerendered_mail(settings: Settings, alert: dict[str, Any], n: int) -> list[
 def prerendered_hook(alert: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     from datetime import UTC, datetime
 
-    from workers import webhook as hook_jobs
+    from sorawatch.workers import webhook as hook_jobs
 
     body = json.dumps(hook_jobs.payload(alert), ensure_ascii=False, separators=(",", ":"))
     headers = hook_jobs.sign("whsec_" + "A" * 32, "msg_raw", body, datetime.now(UTC))

@@ -36,9 +36,9 @@ from redis import Redis
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import DataSettings, FeedSettings, Settings, WatcherSettings
-from watcher.classify import default_classifier
-from watcher.fetch import fetch, make_client
-from watcher.poll import Poller
+from sorawatch.watcher.classify import default_classifier
+from sorawatch.watcher.fetch import fetch, make_client
+from sorawatch.watcher.poll import Poller
 
 SORA = [
     ("OpenAI releases Sora video model to everyone in {c}", "Sora is now generally available."),
@@ -88,8 +88,8 @@ def bare_feedparser(bodies: list[bytes], seconds: float = 3.0, **options: Any) -
 
 
 def watcher_feedparser(bodies: list[bytes], headers: dict[str, str], seconds: float = 3.0) -> float:
-    """``bare_feedparser`` called as ``watcher.parse`` calls it (its options, the headers
-    ``watcher.fetch`` hands on, Content-Location included): the stricter baseline."""
+    """``bare_feedparser`` called as ``sorawatch.watcher.parse`` calls it (its options, the headers
+    ``sorawatch.watcher.fetch`` hands on, Content-Location included): the stricter baseline."""
     return bare_feedparser(
         bodies, seconds, response_headers=headers, sanitize_html=True, resolve_relative_uris=False
     )

@@ -36,9 +36,9 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import DataSettings, FeedSettings, Settings
 from sorawatch.testing.smtp import SmtpServer
-from watcher.classify import default_classifier
-from watcher.fetch import make_client
-from watcher.poll import Poller
+from sorawatch.watcher.classify import default_classifier
+from sorawatch.watcher.fetch import make_client
+from sorawatch.watcher.poll import Poller
 
 FILLER = [
     "alpha",

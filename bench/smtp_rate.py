@@ -54,8 +54,8 @@ from sorawatch.projections import ledger
 from sorawatch.settings import DataSettings, Settings, SmtpSettings, WebSettings, WorkerSettings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.ports import free_port
-from workers import fanout
-from workers.mail.rate import RateLimiter
+from sorawatch.workers import fanout
+from sorawatch.workers.mail.rate import RateLimiter
 
 BATCHES = 16  # jobs per run, so both workers always have work
 EDGE = 1.0  # seconds left out at each end of a run (the burst, the last stragglers)

@@ -14,7 +14,8 @@ commands ``watch --once`` and ``work --burst`` (again until the mail has arrived
 Every function call whose code lives in the project's own packages (``sorawatch/``,
 ``watcher/``, ``workers/``, ``templates/``; not ``sorawatch/testing/``, ``tests/``,
 ``bench/`` or installed libraries) is a step; a module is named by its file's path in the
-checkout, not by its ``__name__``, so the figures compare across a rename of the packages.
+checkout, not by its ``__name__`` (``watcher/`` is installed as ``sorawatch.watcher``), so
+the figures compare across a rename of the packages and group by the folders of the design.
 Consecutive steps in one module are one visit. It prints:
 
 - the walk, modules joined by arrows;
@@ -53,7 +54,8 @@ from sorawatch.testing.smtp import SmtpServer
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The project's own code: a call counts when its file lives under one of these folders.
+# The project's own code: a call counts when its file lives under one of these folders
+# (the checkout's, which an editable install imports from).
 PACKAGES = ("sorawatch", "watcher", "workers", "templates")
 # The folders whose ``.py`` files are counted (``templates/`` holds templates, not code).
 CODE = ("sorawatch", "watcher", "workers")

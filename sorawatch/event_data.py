@@ -58,7 +58,7 @@ class Result(TypedDict):
     error: NotRequired[str]
     permanent: NotRequired[bool]
     retry_at: NotRequired[str]
-    # What the channel adds (``workers.retry.Outcome.extra``).
+    # What the channel adds (``sorawatch.workers.retry.Outcome.extra``).
     code: NotRequired[int]
     recovered: NotRequired[bool]
     webhook_id: NotRequired[str]

@@ -1,7 +1,7 @@
 """Every RQ job function, named once, and the delivery channels' queues and jobs.
 
 RQ stores a job's function as a dotted path and imports it when a worker runs the
-job; ``sorawatch`` never imports ``watcher`` or ``workers`` (they import it), so the
+job; the core never imports ``sorawatch.watcher`` or ``sorawatch.workers`` (they import it), so the
 names live here as strings and everything that enqueues a job takes them from here.
 ``tests/workers/test_jobs.py`` resolves each one. The values are what the queues of a
 running deployment hold: changing one strands its queued jobs.
@@ -9,19 +9,20 @@ running deployment hold: changing one strands its queued jobs.
 A delivery channel's core-side names (its ledger name, queue and job) are here too, so
 the ledger, the CLI and the web app can list the channels without importing
 ``workers``; the rest of a channel (its recipients, retry schedule, pace) is in
-``workers.channels``, whose ``register`` adds a channel to both places.
+``sorawatch.workers.channels``, whose ``register`` adds a channel to both places.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROCESS_CHANGE = "workers.jobs.process_change"  # queue "changes": one item.seen/revised
-FAN_OUT = "workers.fanout.fan_out"  # queue "changes": one alert.raised → batch jobs
-DELIVER_EMAIL = "workers.email.deliver_email"  # queue "email": an alert or digest batch
-DELIVER_WEBHOOKS = "workers.webhook.deliver_webhooks"  # queue "webhook": an alert batch
-SEND_CONFIRMATION = "workers.email.send_confirmation"  # queue "email": one confirmation
-DELIVER_LOG = "workers.channels.log.deliver_log"  # queue "log", when that channel is registered
+PROCESS_CHANGE = "sorawatch.workers.jobs.process_change"  # queue "changes": one item.seen/revised
+FAN_OUT = "sorawatch.workers.fanout.fan_out"  # queue "changes": one alert.raised → batch jobs
+DELIVER_EMAIL = "sorawatch.workers.email.deliver_email"  # queue "email": an alert or digest batch
+DELIVER_WEBHOOKS = "sorawatch.workers.webhook.deliver_webhooks"  # queue "webhook": an alert batch
+SEND_CONFIRMATION = "sorawatch.workers.email.send_confirmation"  # queue "email": one confirmation
+# Queue "log", when that channel is registered.
+DELIVER_LOG = "sorawatch.workers.channels.log.deliver_log"
 
 CHANGES = "changes"  # the queue of change processing and fan-out
 
@@ -51,7 +52,7 @@ DELIVERY_FUNCS: dict[str, str] = {c.name: c.func for c in CHANNELS.values()}
 
 
 def register(channel: ChannelJob) -> None:
-    """Add (or replace) a channel; ``workers.channels.register`` calls this."""
+    """Add (or replace) a channel; ``sorawatch.workers.channels.register`` calls this."""
     CHANNELS[channel.name] = channel
     DELIVERY_FUNCS[channel.name] = channel.func
 

@@ -1,6 +1,6 @@
 """Everything a person reads is rendered here: Jinja2 templates and localized labels.
 
-One Jinja2 environment over the ``templates`` package (autoescape on for HTML and
+One Jinja2 environment over ``sorawatch.templates`` (autoescape on for HTML and
 XML; plain-text mail is not HTML-escaped, it is text), Babel for dates and money
 in ``ar`` and ``en``, and the labels and sentences of ``templates/i18n.toml``.
 The web pages and the mail share it, so a status reads the same everywhere.
@@ -24,10 +24,11 @@ from babel.dates import format_datetime
 from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-import templates
-from sorawatch import vocabulary
+from sorawatch import templates, vocabulary
 from sorawatch.vocabulary import LANGS
 
+# The folder templates/ in a checkout, sorawatch/templates/ in a wheel: wherever the package
+# was imported from, so an editable install and an installed wheel read the same way.
 TEMPLATES_DIR = Path(templates.__file__).resolve().parent
 
 # Month names spelled out (Arabic month names for ``ar``), 24-hour UTC clock.

@@ -13,8 +13,8 @@ from redis import Redis
 
 from sorawatch.settings import DataSettings, Settings, WebhookSettings, WebSettings, WorkerSettings
 from sorawatch.testing.redis import RedisServer
+from sorawatch.workers import runtime
 from tests.reliability import FIGURES, Figures
-from workers import runtime
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

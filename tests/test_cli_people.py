@@ -124,7 +124,7 @@ def test_subscribe_without_confirmed_queues_the_confirmation_mail(run, redis: Re
     assert result.exit_code == 0, result.output
     assert "confirmation mail queued" in result.output
     jobs = [(j.func_name, tuple(j.args)) for j in queue("email", redis, Keys()).jobs]
-    assert jobs == [("workers.email.send_confirmation", ("mail.me@example.com",))]
+    assert jobs == [("sorawatch.workers.email.send_confirmation", ("mail.me@example.com",))]
     # Asked again (another spelling of the mailbox) within the day: no second mail.
     again = run("subscribe", "mail.me+x@example.com", "--lang", "en", "--topics", "status")
     assert again.exit_code == 0, again.output

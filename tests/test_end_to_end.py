@@ -173,13 +173,17 @@ def test_news_reaches_everyone_once(world: dict[str, object], redis: Redis) -> N
     # A re-run of the same jobs (RQ is at-least-once).
     first_item = next(e for _, e in log.read() if e.type == "item.seen" and not e.data["baseline"])
     alert_event = next(e for _, e in log.read() if e.type == "alert.raised")
-    queue("changes", redis).enqueue_call("workers.jobs.process_change", args=(first_item.id,))
-    queue("changes", redis).enqueue_call("workers.fanout.fan_out", args=(alert_event.id,))
+    queue("changes", redis).enqueue_call(
+        "sorawatch.workers.jobs.process_change", args=(first_item.id,)
+    )
+    queue("changes", redis).enqueue_call("sorawatch.workers.fanout.fan_out", args=(alert_event.id,))
     email_batch = next(e for _, e in log.read() if e.type == "delivery.succeeded")
     recipients = [r["recipient"] for r in email_batch.data["results"]]
     channel = email_batch.data["channel"]
     func = (
-        "workers.email.deliver_email" if channel == "email" else "workers.webhook.deliver_webhooks"
+        "sorawatch.workers.email.deliver_email"
+        if channel == "email"
+        else "sorawatch.workers.webhook.deliver_webhooks"
     )
     queue(channel, redis).enqueue_call(func, args=(email_batch.data["alert_id"], recipients, 0))
     # Two workers at once.

@@ -5,8 +5,9 @@ other in a cycle.
 Layers, bottom to top:
 
 0. the core: ``sorawatch`` (events, keys, settings, store, vocabulary, projections,
-   commands, rendering, ...) and the ``templates`` package;
-1. the watcher (``watcher``) and the workers (``workers``), beside each other;
+   commands, rendering, ...) and ``sorawatch.templates``;
+1. the watcher (``sorawatch.watcher``) and the workers (``sorawatch.workers``), beside
+   each other;
 2. the entry points: the CLI (``sorawatch.cli``, ``sorawatch.__main__``) and the web
    app (``sorawatch.web``), and the support servers of tests and benches
    (``sorawatch.testing``).
@@ -25,23 +26,39 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("sorawatch", "watcher", "workers", "templates")
+# Each folder of code at the top of the repository → the package it is installed as.
+PACKAGES = {
+    "sorawatch": "sorawatch",
+    "watcher": "sorawatch.watcher",
+    "workers": "sorawatch.workers",
+    "templates": "sorawatch.templates",
+}
 TOP = ("sorawatch.cli", "sorawatch.web", "sorawatch.__main__", "sorawatch.testing")
+SIDES = ("sorawatch.watcher", "sorawatch.workers")
+
+
+def within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def layer(module: str) -> int:
-    if any(module == t or module.startswith(t + ".") for t in TOP):
+    if any(within(module, t) for t in TOP):
         return 2
-    if module.split(".")[0] in ("watcher", "workers"):
+    if side(module):
         return 1
     return 0
 
 
+def side(module: str) -> str | None:
+    """``sorawatch.watcher`` or ``sorawatch.workers``, whichever ``module`` is part of."""
+    return next((s for s in SIDES if within(module, s)), None)
+
+
 def modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for package in PACKAGES:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = list(path.relative_to(REPO).with_suffix("").parts)
+    for folder, package in PACKAGES.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(REPO / folder).with_suffix("").parts]
             if parts[-1] == "__init__":
                 parts.pop()
             found[".".join(parts)] = path
@@ -106,9 +123,12 @@ EDGES = [
 
 def test_the_layers_are_read_from_every_module() -> None:
     assert len(MODULES) > 80
-    assert {"sorawatch.events", "watcher.poll", "workers.email", "sorawatch.cli.main"} <= set(
-        MODULES
-    )
+    assert {
+        "sorawatch.events",
+        "sorawatch.watcher.poll",
+        "sorawatch.workers.email",
+        "sorawatch.cli.main",
+    } <= set(MODULES)
     assert len(EDGES) > 300
 
 
@@ -125,7 +145,7 @@ def test_the_watcher_and_the_workers_stand_side_by_side() -> None:
     across = [
         f"{MODULES[m].relative_to(REPO)}:{line} imports {t}"
         for m, t, line, _ in EDGES
-        if {m.split(".")[0], t.split(".")[0]} == {"watcher", "workers"}
+        if {side(m), side(t)} == set(SIDES)
     ]
     assert across == [], "\n".join(across)
 

@@ -8,7 +8,7 @@ import pytest
 
 from sorawatch import render
 from sorawatch.vocabulary import STATUSES
-from workers.email import subject_for
+from sorawatch.workers.email import subject_for
 
 
 def alert(**changes: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 The watcher calls `default_classifier().classify(title, summary, lang)`. All words and
 patterns come from a lexicon (`watcher/lexicons/sora.toml`); this module decides
-relevance and assembles what `watcher.facts` extracts.
+relevance and assembles what `sorawatch.watcher.facts` extracts.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from functools import lru_cache
 from typing import Any
 
 from sorawatch.vocabulary import TOPICS
-from watcher.facts import (
+from sorawatch.watcher.facts import (
     extract_partner_claims,
     extract_partners,
     extract_pricing,
     extract_status,
 )
-from watcher.lexicon import Lexicon, load_lexicon
-from watcher.mentions import Mention, Prepared
+from sorawatch.watcher.lexicon import Lexicon, load_lexicon
+from sorawatch.watcher.mentions import Mention, Prepared
 
 __all__ = ["TOPICS", "Classification", "Classifier", "default_classifier", "load_lexicon"]
 

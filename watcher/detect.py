@@ -22,7 +22,7 @@ from sorawatch.event_data import ItemRevised, ItemSeen
 from sorawatch.events import Event, Job
 from sorawatch.keys import Keys
 from sorawatch.store import text
-from watcher.normalise import Item
+from sorawatch.watcher.normalise import Item
 
 # Items that left the feed are forgotten after this long; if one comes back, its
 # event id is unchanged, so the idempotent append still keeps it from doubling.

@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 from sorawatch.arabic import normalize_for_matching
-from watcher.lexicon import Lexicon, StatusCue
-from watcher.mentions import Prepared
+from sorawatch.watcher.lexicon import Lexicon, StatusCue
+from sorawatch.watcher.mentions import Prepared
 
 _DIGIT = re.compile(r"\d")
 _NAME_SPLIT = re.compile(r"\s+(?:and|&)\s+|\s*[,،]\s*")

@@ -18,7 +18,7 @@ import httpx
 from sorawatch.errors import FetchError
 from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import WatcherSettings
-from watcher.deadline import bounded_transport, until
+from sorawatch.watcher.deadline import bounded_transport, until
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "

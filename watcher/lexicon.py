@@ -14,9 +14,9 @@ from typing import Any
 
 from sorawatch.errors import LexiconError
 from sorawatch.vocabulary import STATUSES
-from watcher.literals import Patterns
-from watcher.mentions import PhraseIndex
-from watcher.rules import Labelled, Reader, join
+from sorawatch.watcher.literals import Patterns
+from sorawatch.watcher.mentions import PhraseIndex
+from sorawatch.watcher.rules import Labelled, Reader, join
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "lexicons" / "sora.toml"
 

@@ -15,9 +15,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sorawatch.settings import FeedSettings
-from watcher.poll import PassSummary, Poller
+from sorawatch.watcher.poll import PassSummary, Poller
 
-log = logging.getLogger("watcher.loop")
+log = logging.getLogger("sorawatch.watcher.loop")
 
 IDLE_MIN = 1.0  # seconds: even when a due feed is busy elsewhere, do not spin
 IDLE_MAX = 30.0  # seconds: re-read the due set at least this often (other watchers move it)

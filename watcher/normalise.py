@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from sorawatch.settings import FeedSettings
 from sorawatch.vocabulary import LANGS
-from watcher.parse import ParsedFeed, RawEntry
+from sorawatch.watcher.parse import ParsedFeed, RawEntry
 
 # Events carry enough text to classify and to show; a full article body in every
 # event would swamp the log.

@@ -32,13 +32,20 @@ from sorawatch.errors import FeedError, FetchError
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings
-from watcher.detect import Classifier, Seen, change_job, detect, load_seen, queue_save_seen
-from watcher.fetch import FetchResult, Validators, fetch
-from watcher.health import Lease, Schedule, jittered
-from watcher.normalise import normalise
-from watcher.parse import parse
+from sorawatch.watcher.detect import (
+    Classifier,
+    Seen,
+    change_job,
+    detect,
+    load_seen,
+    queue_save_seen,
+)
+from sorawatch.watcher.fetch import FetchResult, Validators, fetch
+from sorawatch.watcher.health import Lease, Schedule, jittered
+from sorawatch.watcher.normalise import normalise
+from sorawatch.watcher.parse import parse
 
-log = logging.getLogger("watcher.poll")
+log = logging.getLogger("sorawatch.watcher.poll")
 
 APPEND_CHUNK = 200
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)

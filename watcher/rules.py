@@ -13,8 +13,8 @@ from typing import Any
 
 from sorawatch.arabic import normalize_arabic
 from sorawatch.errors import LexiconError
-from watcher.literals import LiteralScanner, Patterns
-from watcher.mentions import MARKER_MACROS, PhraseIndex
+from sorawatch.watcher.literals import LiteralScanner, Patterns
+from sorawatch.watcher.mentions import MARKER_MACROS, PhraseIndex
 
 # Optional Arabic attached prefixes: conjunction, then preposition and/or article.
 PREFIX = "(?:[وف]?(?:[بك]?ال|لل|[بلك])?)"

@@ -5,11 +5,11 @@
 workers) it:
 
 1. files the item under a story: a new one (``story.started``) or an earlier one
-   (``story.merged`` with ``level`` item|story|event, see ``workers.dedupe``);
-2. folds the changes its claims propose into the state (``workers.state.fold``):
+   (``story.merged`` with ``level`` item|story|event, see ``sorawatch.workers.dedupe``);
+2. folds the changes its claims propose into the state (``sorawatch.workers.state.fold``):
    each is confirmed (``state.changed``) or, until a first-party source or a second
    independent publisher says it too, only reported (``change.reported``); see
-   ``workers.corroborate``;
+   ``sorawatch.workers.corroborate``;
 3. raises alerts, each an ``alert.raised`` event appended with its fan-out job:
    - ``story``: the first message about a story, carrying every confirmed change
      it brings (mail and webhooks); its subject names the most important change;
@@ -29,7 +29,7 @@ Quiet items fold into state and the story index but raise nothing: baseline
 items (a feed's first poll), and items published more than
 ``settings.workers.max_age_days`` before they were first seen (a backlog entry,
 or an old article newly in a feed, is evidence, not news). A report older than
-the state it would replace never changes it (see ``workers.state``).
+the state it would replace never changes it (see ``sorawatch.workers.state``).
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ from sorawatch.projections import alerts, apply, state, stories
 from sorawatch.projections._common import epoch, iso
 from sorawatch.projections.state import norm, plan_key
 from sorawatch.settings import WorkerSettings
-from workers import dedupe, waits
-from workers.corroborate import Report, confirmed_by
-from workers.state import Change, Snapshot, fold
+from sorawatch.workers import dedupe, waits
+from sorawatch.workers.corroborate import Report, confirmed_by
+from sorawatch.workers.state import Change, Snapshot, fold
 
 ITEM_TYPES = ("item.seen", "item.revised")
 LOCK_TIMEOUT = 60.0  # a decision takes milliseconds; this only frees a dead worker's lock
@@ -155,8 +155,8 @@ def decide(
 ) -> list[tuple[Event, list[Job]]]:
     """The events recording what ``item`` means, decision first, with their jobs.
 
-    Judgement happens here and in the pure rules it calls (`workers.state.fold`,
-    `workers.corroborate.confirmed_by`); Redis is only read.
+    Judgement happens here and in the pure rules it calls (`sorawatch.workers.state.fold`,
+    `sorawatch.workers.corroborate.confirmed_by`); Redis is only read.
     """
     d = item.data_as(ItemSeen)  # or ItemRevised, which only adds previous_hash
     seen = epoch(item.at)

@@ -15,7 +15,7 @@ one catch-up digest at their hour ("4 more updates").
 Exactly once: a digest's id is ``digest-<boundary>``; its batches are ordinary
 ``email`` deliveries through the ledger, keyed by (digest id, subscriber), with the
 sent marks, retries and dead letters of any alert, so a worker killed mid-batch
-re-runs it and sends nobody a digest twice. ``workers.email.deliver_email`` takes
+re-runs it and sends nobody a digest twice. ``sorawatch.workers.email.deliver_email`` takes
 a digest id as well as an alert id.
 
 The tick runs in every worker process group (``sorawatch work``: each 30 s), at
@@ -41,8 +41,8 @@ from sorawatch.projections import alerts, subscribers
 from sorawatch.projections._common import epoch, text
 from sorawatch.projections.subscribers import Subscriber
 from sorawatch.settings import Settings
-from workers.fanout import chunks, wanted
-from workers.retry import enqueue_delivery
+from sorawatch.workers.fanout import chunks, wanted
+from sorawatch.workers.retry import enqueue_delivery
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ once per language preference in the batch, then only substitutes each
 recipient's unsubscribe token; sends through the configured mailer (SMTP pool or
 outbox folder) with bounded concurrency; marks each message sent in Redis as soon
 as the server accepts it, skips what a previous run already sent, and ends the
-batch through ``workers.retry.finish`` (events, retries, dead letters).
+batch through ``sorawatch.workers.retry.finish`` (events, retries, dead letters).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from sorawatch.keys import Keys, digest
 from sorawatch.projections import alerts, ledger, subscribers
 from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens, signing_secret
-from workers import digest as digests
-from workers import mail, runtime
-from workers.channels.email import CHANNEL as EMAIL
-from workers.mail import headers
-from workers.mail.base import Mailer, RawMessage, SendResult
-from workers.mail.template import MailTemplate
-from workers.marks import SentMarks
-from workers.retry import Outcome, finish
+from sorawatch.workers import digest as digests
+from sorawatch.workers import mail, runtime
+from sorawatch.workers.channels.email import CHANNEL as EMAIL
+from sorawatch.workers.mail import headers
+from sorawatch.workers.mail.base import Mailer, RawMessage, SendResult
+from sorawatch.workers.mail.template import MailTemplate
+from sorawatch.workers.marks import SentMarks
+from sorawatch.workers.retry import Outcome, finish
 
 # Letters only, so HTML escaping leaves it intact and it cannot occur in a template.
 TOKEN_PLACEHOLDER = "SWUNSUBSCRIBETOKENPLACEHOLDER"  # noqa: S105 (a marker, not a secret)
@@ -117,7 +117,7 @@ def compose(
     msg = EmailMessage()  # default policy: RFC 2047 for non-ASCII headers
     msg["From"] = settings.smtp.from_
     msg["To"] = recipient
-    # Folded by hand (see workers.mail.headers): the email package's folder can start
+    # Folded by hand (see sorawatch.workers.mail.headers): the email package's folder can start
     # a long subject on a continuation line, and readers then see a leading space.
     folded = headers.fold("Subject", header_text(subject)).decode("ascii")
     msg.set_raw("Subject", folded.removeprefix("Subject: ").removesuffix("\r\n"))
@@ -287,7 +287,7 @@ def deliver_email(
     alert_id: str, emails: list[str], attempt: int = 0, tag: str = ""
 ) -> dict[str, int]:
     """RQ job (queue ``email``): send ``alert_id`` (an alert, or a digest: see
-    ``workers.digest``) to ``emails``; see ``send_batch`` and ``send_digests``."""
+    ``sorawatch.workers.digest``) to ``emails``; see ``send_batch`` and ``send_digests``."""
     rt = runtime.current()
     send = send_digests if digests.is_digest(alert_id) else send_batch
     return asyncio.run(send(rt.log, rt.settings, _mailer(rt), alert_id, emails, attempt, tag))

@@ -1,6 +1,6 @@
 """Fan-out: one ``alert.raised`` → batch jobs on each channel's queue.
 
-Each registered channel (``workers.channels``: confirmed subscribers by email, active
+Each registered channel (``sorawatch.workers.channels``: confirmed subscribers by email, active
 webhooks) finds the recipients that want the alert's topic and kind; they are cut
 into batches of ``workers.batch_size``. The batch plan is written once
 (``SET NX``): a re-run, even after subscribers came and went, reads the same plan
@@ -30,8 +30,8 @@ from sorawatch.event_data import AlertRaised
 from sorawatch.events import EventLog, job_id
 from sorawatch.keys import Keys
 from sorawatch.settings import Settings
-from workers import channels, runtime
-from workers.retry import enqueue_delivery
+from sorawatch.workers import channels, runtime
+from sorawatch.workers.retry import enqueue_delivery
 
 PLAN_TTL = 30 * 86400  # long after any retry; losing it only matters to a re-run
 TRANSACTION_TRIES = 10  # each try ends in the done mark, or in a WatchError nobody caused twice

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers import changes, runtime
+from sorawatch.workers import changes, runtime
 
 
 def process_change(event_id: str) -> str:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sorawatch.events import utcnow
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
-from workers import waits
+from sorawatch.workers import waits
 
 
 class SentMarks:

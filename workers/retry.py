@@ -1,6 +1,6 @@
 """What a delivery batch does with its outcomes: record them, retry, give up.
 
-Every channel (``workers.channels``) ends a batch the same way: one
+Every channel (``sorawatch.workers.channels``) ends a batch the same way: one
 ``delivery.succeeded`` event for what was sent, one ``delivery.failed`` for what
 will be retried (and a smaller batch job scheduled with the RQ scheduler after
 the schedule's delay), one ``delivery.abandoned`` for what failed permanently or
@@ -26,8 +26,8 @@ from sorawatch.events import Event, EventLog, job_id, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import apply, ledger
 from sorawatch.settings import Settings
-from workers import channels
-from workers.channels import Batch
+from sorawatch.workers import channels
+from sorawatch.workers.channels import Batch
 
 # The longest we let a Retry-After header push a retry out.
 MAX_RETRY_AFTER = 24 * 3600.0

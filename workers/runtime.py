@@ -55,8 +55,8 @@ def current() -> Runtime:
     if _current is None:
         raise NotConfiguredError(
             "the workers' runtime is not configured in this process: call "
-            "workers.runtime.configure(settings, redis) before running jobs "
-            "(sorawatch work and workers.worker.burst do)"
+            "sorawatch.workers.runtime.configure(settings, redis) before running jobs "
+            "(sorawatch work and sorawatch.workers.worker.burst do)"
         )
     return _current
 

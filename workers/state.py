@@ -3,7 +3,7 @@
 Pure: takes a snapshot of the state (as the state projection reads it), the claims an
 item reports as new (the classifier's ``facts``; background mentions never get here)
 and when it was reported; returns the changes those claims would make. Whether a
-change is confirmed yet is `workers.corroborate`'s question, not this module's.
+change is confirmed yet is `sorawatch.workers.corroborate`'s question, not this module's.
 
 The rules, each with a name the tests use:
 

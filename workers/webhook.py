@@ -39,10 +39,10 @@ from sorawatch.projections import alerts, ledger, webhooks
 from sorawatch.projections._common import epoch, loads, text
 from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
-from workers import runtime, waits
-from workers.channels.webhook import CHANNEL as WEBHOOK
-from workers.marks import SentMarks
-from workers.retry import Outcome, finish
+from sorawatch.workers import runtime, waits
+from sorawatch.workers.channels.webhook import CHANNEL as WEBHOOK
+from sorawatch.workers.marks import SentMarks
+from sorawatch.workers.retry import Outcome, finish
 
 TYPES = {
     ("status", "change"): "sora.status.changed",

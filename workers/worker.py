@@ -43,8 +43,8 @@ from sorawatch import internals, jobs
 from sorawatch.events import queue
 from sorawatch.settings import Settings
 from sorawatch.store import connect, text
-from workers import digest as digests
-from workers import runtime, waits
+from sorawatch.workers import digest as digests
+from sorawatch.workers import runtime, waits
 
 QUEUES = jobs.queues()  # changes, then each channel's queue
 MAX_ROUNDS = 1000  # a burst that keeps finding work this long is a loop, not a backlog
@@ -56,7 +56,7 @@ MAINTENANCE_INTERVAL = 60
 PUBSUB_POLL = 1.0
 STOP_WAIT = 10  # seconds: the most a stop waits for that thread
 SCHEDULE_TICK = 1.0  # seconds between two moves of delayed jobs (RQ's own interval)
-DIGEST_TICK = 30.0  # seconds between two looks for digests due (see workers.digest)
+DIGEST_TICK = 30.0  # seconds between two looks for digests due (see sorawatch.workers.digest)
 RESTART_SOON = 5.0  # seconds: a child that ends sooner after its start waits this long to restart
 
 log = logging.getLogger("sorawatch.workers")

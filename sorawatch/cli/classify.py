@@ -29,7 +29,7 @@ def classify_command(lexicon: Path | None) -> None:
     """
     # Imported here so other commands never pay for compiling the lexicon.
     from sorawatch.errors import LexiconError
-    from watcher.classify import Classifier, default_classifier, load_lexicon
+    from sorawatch.watcher.classify import Classifier, default_classifier, load_lexicon
 
     try:
         classifier = Classifier(load_lexicon(lexicon)) if lexicon else default_classifier()

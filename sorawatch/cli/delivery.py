@@ -44,7 +44,7 @@ def work_command(ctx: Context, burst: bool, queues: str) -> None:
     One process per queue, so a slow webhook endpoint never holds up mail;
     SIGTERM lets each finish its current job and stop.
     """
-    from workers import worker  # the CLI wires the packages together; sorawatch does not
+    from sorawatch.workers import worker  # the CLI wires the packages together; sorawatch does not
 
     names = _queues(queues)
     settings = ctx.settings
@@ -72,7 +72,7 @@ def digest_command(ctx: Context, at: str | None, enqueue_only: bool) -> None:
     """Send every digest due now: daily and weekly digests, and the catch-up of the
     alerts held past an instant subscriber's daily cap. The workers do this by
     themselves on schedule; this is for operators and tests."""
-    from workers import digest, worker
+    from sorawatch.workers import digest, worker
 
     settings = ctx.settings
     if at is not None:

@@ -22,9 +22,9 @@ def _poller(ctx: Context) -> Any:
     """The process's one Poller: settings, Redis, HTTP client and classifier wired up."""
     settings = ctx.settings  # exit 2 on bad settings
     # Imported here so commands that do not poll never load feedparser and the lexicon.
-    from watcher.classify import Classifier, default_classifier, load_lexicon
-    from watcher.fetch import make_client
-    from watcher.poll import Poller
+    from sorawatch.watcher.classify import Classifier, default_classifier, load_lexicon
+    from sorawatch.watcher.fetch import make_client
+    from sorawatch.watcher.poll import Poller
 
     if settings.watcher.lexicon:
         try:
@@ -62,7 +62,7 @@ def watch_command(ctx: Context, once: bool) -> None:
 
 
 def _forever(poller: Any, feeds: Any) -> None:
-    from watcher.loop import run_forever
+    from sorawatch.watcher.loop import run_forever
 
     stop = threading.Event()
 
@@ -82,7 +82,7 @@ def _forever(poller: Any, feeds: Any) -> None:
 @pass_context
 def feeds_command(ctx: Context, as_json: bool) -> None:
     """Show each configured feed's health: last ok, failures, next due, last error."""
-    from watcher.health import Schedule
+    from sorawatch.watcher.health import Schedule
 
     settings = ctx.settings
     schedule = Schedule(ctx.redis, ctx.keys)

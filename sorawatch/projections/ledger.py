@@ -3,7 +3,7 @@
 Built from the batch events ``delivery.succeeded`` / ``delivery.failed`` /
 ``delivery.abandoned`` / ``delivery.retried`` (their ``results`` hold one outcome
 per recipient), so ``replay`` rebuilds it. A sender also marks each message sent
-*immediately* in an operational hash (``workers.marks.SentMarks``), before its batch
+*immediately* in an operational hash (``sorawatch.workers.marks.SentMarks``), before its batch
 event is written: a worker killed mid-batch then loses at most the messages in flight, and
 the re-run finds the others already sent (``already_sent`` reads both).
 

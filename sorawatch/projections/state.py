@@ -111,7 +111,7 @@ def reported(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
 
 
 def reports_of(redis: Redis, keys: Keys, claim: str) -> dict[str, Any] | None:
-    """The unconfirmed reports of one claimed change (see `workers.state.Change.claim`)."""
+    """The unconfirmed reports of one claimed change (see `sorawatch.workers.state.Change.claim`)."""
     raw = loads(redis.hget(f"{_ns(keys)}:reported", claim))
     return raw if isinstance(raw, dict) else None
 

@@ -91,7 +91,7 @@ def raise_alert(world: World, alert_id: str = "al_fault1") -> Event:
     """Append an ``alert.raised`` with its fan-out job, as the change processing does."""
     record = alert_record(alert_id)
     event = Event.new("alert.raised", record, "fault", alert_id)
-    world.log.append(event, [Job.for_event("changes", "workers.fanout.fan_out", event)])
+    world.log.append(event, [Job.for_event("changes", "sorawatch.workers.fanout.fan_out", event)])
     apply(world.log.redis, world.log.keys, event)
     world.alert_id = alert_id
     return event

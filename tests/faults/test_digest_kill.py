@@ -30,6 +30,7 @@ from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.projections._common import text
 from sorawatch.testing.alerts import raise_alert
+from sorawatch.workers.digest import digest_id
 from tests.faults.delivery_world import (
     LANGS,
     SlowRecorder,
@@ -41,7 +42,6 @@ from tests.faults.delivery_world import (
 )
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.reliability import Figures
-from workers.digest import digest_id
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 

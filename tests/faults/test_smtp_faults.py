@@ -1,7 +1,7 @@
 """Fault 3: the SMTP server is down for a while, then back, and then answers 421/450
 to some recipients and 550 to others.
 
-Delivery runs in this process (``workers.worker.burst``, rounds over every queue
+Delivery runs in this process (``sorawatch.workers.worker.burst``, rounds over every queue
 with the RQ scheduler for the delayed retries) against a real aiosmtpd server.
 Promise: every deliverable message arrives exactly once; each 550 is recorded as
 a permanent dead letter after one try and never retried.
@@ -22,10 +22,10 @@ from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from sorawatch.testing.http import HttpReceiver
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers import worker
 from tests.faults.delivery_world import idle, populate, raise_alert
 from tests.reliability import Figures
 from tests.workers.delivery_helpers import keys_of, with_smtp
-from workers import worker
 
 pytestmark = pytest.mark.fault
 

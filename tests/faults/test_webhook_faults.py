@@ -24,12 +24,12 @@ from sorawatch.keys import Keys
 from sorawatch.projections import ledger, webhooks
 from sorawatch.settings import Settings
 from sorawatch.testing.http import HttpReceiver
+from sorawatch.workers.webhook import message_id
 from tests.faults.delivery_world import SlowSmtp, World, idle, populate, raise_alert, workers_alive
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.faults.test_smtp_faults import drain
 from tests.reliability import Figures
 from tests.workers.delivery_helpers import events_of, keys_of
-from workers.webhook import message_id
 
 pytestmark = pytest.mark.fault
 

@@ -10,7 +10,7 @@ marked sent); every webhook retry carries the original ``webhook-id``.
 
 Recovery is automatic: RQ jobs carry retries, and a worker starting (or running
 its maintenance) re-runs the jobs of workers that died on its host at once
-(``workers.worker.expire_abandoned``) and frees their scheduler locks.
+(``sorawatch.workers.worker.expire_abandoned``) and frees their scheduler locks.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sorawatch.events import EventLog
 from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.testing.http import HttpReceiver
+from sorawatch.workers.webhook import message_id
 from tests.faults.delivery_world import (
     SlowSmtp,
     idle,
@@ -37,7 +38,6 @@ from tests.faults.delivery_world import (
 )
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.reliability import Figures
-from workers.webhook import message_id
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 

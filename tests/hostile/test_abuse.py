@@ -20,8 +20,8 @@ from sorawatch.projections import subscribers
 from sorawatch.settings import Settings, SmtpSettings
 from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
+from sorawatch.workers import runtime, worker
 from tests.reliability import Figures
-from workers import runtime, worker
 
 pytestmark = pytest.mark.hostile
 

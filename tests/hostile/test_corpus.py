@@ -30,15 +30,15 @@ from sorawatch.projections import apply
 from sorawatch.settings import FeedSettings, Settings
 from sorawatch.testing.alerts import alert_record
 from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.watcher.classify import default_classifier
+from sorawatch.watcher.health import Schedule
+from sorawatch.watcher.normalise import normalise
+from sorawatch.watcher.parse import parse
+from sorawatch.watcher.poll import Poller
 from sorawatch.web.app import create_app
+from sorawatch.workers.email import compose, render_alert
 from tests.conftest import shared_dir
 from tests.reliability import Figures
-from watcher.classify import default_classifier
-from watcher.health import Schedule
-from watcher.normalise import normalise
-from watcher.parse import parse
-from watcher.poll import Poller
-from workers.email import compose, render_alert
 
 pytestmark = pytest.mark.hostile
 

@@ -48,6 +48,11 @@ from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings
 from sorawatch.testing.feeds import FeedServer, Route
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.watcher.classify import default_classifier
+from sorawatch.watcher.fetch import make_client
+from sorawatch.watcher.health import Schedule
+from sorawatch.watcher.normalise import MAX_TITLE
+from sorawatch.watcher.poll import PassSummary, Poller
 from sorawatch.web.app import create_app
 from tests import reliability as figures
 from tests.reliability import Figures
@@ -59,11 +64,6 @@ from tests.workers.delivery_helpers import (
     subscribe,
     with_smtp,
 )
-from watcher.classify import default_classifier
-from watcher.fetch import make_client
-from watcher.health import Schedule
-from watcher.normalise import MAX_TITLE
-from watcher.poll import PassSummary, Poller
 
 pytestmark = pytest.mark.hostile
 

@@ -23,10 +23,10 @@ from sorawatch.keys import Keys
 from sorawatch.projections import webhooks
 from sorawatch.projections.similarity import jaccard, tokens
 from sorawatch.settings import Settings, WebhookSettings, WebSettings
+from sorawatch.watcher.normalise import canonical_url, plain_text
 from sorawatch.web.app import create_app
 from tests.reliability import Figures
 from tests.sorawatch import test_settings
-from watcher.normalise import canonical_url, plain_text
 
 pytestmark = pytest.mark.hostile
 

@@ -1,6 +1,6 @@
 """Properties (hypothesis) of the two normalisations every item goes through.
 
-URL canonicalisation (``watcher.normalise.canonical_url``; the story-level property
+URL canonicalisation (``sorawatch.watcher.normalise.canonical_url``; the story-level property
 is ``tests/hostile/test_inputs.py``): idempotent; no tracking parameter and no
 fragment survives; the order of the query parameters does not matter.
 
@@ -23,8 +23,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from sorawatch.arabic import normalize_arabic, normalize_for_matching
+from sorawatch.watcher.normalise import TRACKING_PARAMS, TRACKING_PREFIXES, canonical_url
 from tests.reliability import FIGURES
-from watcher.normalise import TRACKING_PARAMS, TRACKING_PREFIXES, canonical_url
 
 pytestmark = pytest.mark.hostile
 

@@ -41,12 +41,12 @@ from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.http import HttpReceiver
 from sorawatch.tokens import Tokens
 from sorawatch.web.app import create_app
+from sorawatch.workers.fanout import fan_out
 from tests.reliability import ADMIN_TOKEN as ADMIN_CASES
 from tests.reliability import BODIES as BODY_CASES
 from tests.reliability import TOKENS as TOKENS_CASES
 from tests.reliability import Figures
 from tests.workers.delivery_helpers import events_of, failed_jobs, run_jobs, setup_runtime
-from workers.fanout import fan_out
 
 pytestmark = pytest.mark.hostile
 

@@ -20,7 +20,7 @@ def _item(n: int = 1) -> Event:
 
 
 def _job(event: Event) -> Job:
-    return Job.for_event("changes", "workers.changes.process", event)
+    return Job.for_event("changes", "sorawatch.workers.changes.process", event)
 
 
 def test_append_twice_leaves_one_event_and_one_job(redis: Redis) -> None:

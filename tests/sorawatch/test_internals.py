@@ -114,7 +114,7 @@ def test_rq_worker_registration_and_the_execution_of_a_started_job(redis: Redis)
 def test_rq_worker_command_channel_methods_quickstop_overrides() -> None:
     for name in ("subscribe", "unsubscribe", "handle_payload", "prepare_job_execution"):
         assert callable(getattr(Worker, name, None)), (
-            f"RQ: Worker.{name} is gone, so workers.worker.QuickStop overrides nothing; {FIX}"
+            f"RQ: Worker.{name} is gone, so sorawatch.workers.worker.QuickStop overrides nothing; {FIX}"
         )
     assert hasattr(Worker, "pubsub_channel_name"), f"RQ: Worker.pubsub_channel_name is gone; {FIX}"
     handler = getattr(Worker, "_pubsub_exception_handler", None)

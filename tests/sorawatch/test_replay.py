@@ -14,9 +14,9 @@ from sorawatch.keys import Keys
 from sorawatch.projections import state
 from sorawatch.projections.replay import replay
 from sorawatch.settings import Settings
+from sorawatch.workers import runtime
 from tests.workers.items import RELEASED, item, post
 from tests.workers.test_changes import work
-from workers import runtime
 
 
 def dump(redis: Redis, keys: Keys) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from redis import Redis
 from sorawatch.keys import Keys
 from sorawatch.settings import FeedSettings, Settings, WatcherSettings
 from sorawatch.testing.feeds import FeedServer
-from watcher.fetch import make_client
-from watcher.poll import Poller
+from sorawatch.watcher.fetch import make_client
+from sorawatch.watcher.poll import Poller
 
 # Short timeouts so the timeout tests are quick; no jitter so due times are exact.
 FAST = WatcherSettings(
@@ -52,7 +52,7 @@ def feed(url: str, name: str = "Test feed", lang: str | None = None) -> FeedSett
 def make_poller(
     watch_settings: Settings, redis: Redis, client: httpx.Client
 ) -> Callable[..., Poller]:
-    from watcher.classify import default_classifier
+    from sorawatch.watcher.classify import default_classifier
 
     classifier = default_classifier()
 

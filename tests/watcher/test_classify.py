@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from sorawatch.cli.classify import classify_command
 from sorawatch.errors import LexiconError, SettingsError
 from sorawatch.vocabulary import TOPICS
-from watcher.classify import Classification, Classifier, default_classifier, load_lexicon
-from watcher.lexicon import DEFAULT_PATH
+from sorawatch.watcher.classify import Classification, Classifier, default_classifier, load_lexicon
+from sorawatch.watcher.lexicon import DEFAULT_PATH
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "dev.jsonl"
 

@@ -13,8 +13,8 @@ from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
 from sorawatch.testing.feeds import FeedServer, Route
 from sorawatch.testing.ports import free_port
+from sorawatch.watcher.fetch import Validators, fetch
 from tests.watcher.recorded import recorded
-from watcher.fetch import Validators, fetch
 
 RSS = recorded("rss2_en.xml")
 

@@ -8,8 +8,8 @@ from redis import Redis
 
 from sorawatch.keys import Keys
 from sorawatch.settings import WatcherSettings
+from sorawatch.watcher.health import Schedule, backoff
 from tests.watcher.conftest import feed
-from watcher.health import Schedule, backoff
 
 
 def test_lease_is_exclusive_and_released_only_by_its_owner(redis: Redis) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.watcher.parse import parse
 from tests.reliability import Figures
 from tests.watcher.recorded import DATA, recorded
-from watcher.parse import parse
 
 pytestmark = pytest.mark.hostile
 URL = "http://127.0.0.1:1/feed"

@@ -17,9 +17,9 @@ from sorawatch.settings import FeedSettings, Settings
 from sorawatch.store import connect
 from sorawatch.testing.feeds import FeedServer, Route
 from sorawatch.testing.redis import RedisServer
+from sorawatch.watcher.loop import run_forever
+from sorawatch.watcher.poll import PassSummary, Poller
 from tests.watcher.recorded import recorded
-from watcher.loop import run_forever
-from watcher.poll import PassSummary, Poller
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
@@ -60,7 +60,7 @@ def test_loop_polls_due_feeds_and_stops_between_polls(
 def test_loop_survives_a_redis_restart(
     tmp_path: Path, feed_server: FeedServer, watch_settings: Settings, client: httpx.Client
 ) -> None:
-    from watcher.classify import default_classifier
+    from sorawatch.watcher.classify import default_classifier
 
     server = RedisServer(tmp_path / "redis").start()
     try:

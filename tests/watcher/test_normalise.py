@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from watcher.normalise import (
+from sorawatch.watcher.normalise import (
     canonical_url,
     content_hash,
     iso_date,

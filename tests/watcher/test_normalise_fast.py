@@ -7,7 +7,7 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from watcher.normalise import (
+from sorawatch.watcher.normalise import (
     _ARABIC,
     _CONTROL,
     _LATIN,

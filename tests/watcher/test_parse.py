@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sorawatch.errors import ParseError
+from sorawatch.watcher.normalise import Item, normalise
+from sorawatch.watcher.parse import ParsedFeed, parse
 from tests.watcher.conftest import feed
 from tests.watcher.recorded import recorded
-from watcher.normalise import Item, normalise
-from watcher.parse import ParsedFeed, parse
 
 URL = "http://127.0.0.1:1/feed"
 XML = {"content-type": "application/xml; charset=utf-8"}

@@ -12,10 +12,10 @@ from sorawatch import metrics
 from sorawatch.events import Event, EventLog, job_id, queue
 from sorawatch.keys import Keys
 from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.watcher.health import Schedule
+from sorawatch.watcher.poll import Poller
 from tests.watcher.conftest import feed
 from tests.watcher.recorded import recorded
-from watcher.health import Schedule
-from watcher.poll import Poller
 
 LM = "Mon, 09 Dec 2024 18:00:00 GMT"
 
@@ -63,7 +63,7 @@ def test_first_poll_is_a_baseline_and_a_304_appends_nothing(
     assert "Kingdom Hearts" not in str([e.data["title"] for e in got])
     jobs = queue("changes", redis).jobs
     assert sorted(j.id for j in jobs) == sorted("sw-" + job_id("changes", e.id) for e in got)
-    assert {j.func_name for j in jobs} == {"workers.jobs.process_change"}
+    assert {j.func_name for j in jobs} == {"sorawatch.workers.jobs.process_change"}
 
     second = poller.poll(f, force=True)
     assert second.outcome == "not_modified"

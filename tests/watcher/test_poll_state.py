@@ -13,11 +13,11 @@ from redis import Redis
 from sorawatch import metrics
 from sorawatch.keys import Keys
 from sorawatch.testing.feeds import FeedServer, Route
+from sorawatch.watcher.detect import FORGET_AFTER_DAYS
+from sorawatch.watcher.health import Schedule
+from sorawatch.watcher.poll import Poller
 from tests.watcher.conftest import feed
 from tests.watcher.recorded import recorded
-from watcher.detect import FORGET_AFTER_DAYS
-from watcher.health import Schedule
-from watcher.poll import Poller
 
 
 def test_items_long_gone_from_the_feed_are_forgotten_and_recent_ones_kept(

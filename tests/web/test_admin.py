@@ -285,7 +285,7 @@ def test_dead_letters_list_and_retry(
     assert [d["recipient"] for d in remaining] == ["wh_1"]
     jobs = queue("email", redis).jobs
     assert [(j.func_name, j.args[:3]) for j in jobs] == [
-        ("workers.email.deliver_email", ["al_1", ["a@example.com", "b@example.com"], 0])
+        ("sorawatch.workers.email.deliver_email", ["al_1", ["a@example.com", "b@example.com"], 0])
     ]
     last = [e for _, e in log.read()][-1]
     assert last.type == "delivery.retried"
@@ -295,7 +295,7 @@ def test_dead_letters_list_and_retry(
     everything = client.post("/api/dead-letters/retry", headers=admin)
     assert everything.json() == {"retried": 1}
     assert [j.func_name for j in queue("webhook", redis).jobs] == [
-        "workers.webhook.deliver_webhooks"
+        "sorawatch.workers.webhook.deliver_webhooks"
     ]
     assert client.get("/api/dead-letters", headers=admin).json() == []
     assert client.post("/api/dead-letters/retry", headers=admin).json() == {"retried": 0}

@@ -27,10 +27,10 @@ from sorawatch.settings import Settings, SmtpSettings
 from sorawatch.testing.ports import free_port
 from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
+from sorawatch.workers.worker import BurstWorker
 from tests.conftest import REPO
 from tests.web.conftest import LiveServer, live_settings
 from tests.web.seed import seed
-from workers.worker import BurstWorker
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +65,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def site(settings: Settings, redis: Redis) -> Iterator[tuple[str, SmtpServer, Settings]]:
-    from workers import runtime
+    from sorawatch.workers import runtime
 
     port = free_port()
     with SmtpServer() as smtp:
@@ -282,7 +282,7 @@ def test_english_mail_with_an_arabic_headline_reads_right_to_left(
     English "(in Arabic)" follows it on the right.
     Screenshot: test-artifacts/mail-en-arabic-headline.png."""
     from sorawatch.testing.alerts import raise_alert
-    from workers import email as email_jobs
+    from sorawatch.workers import email as email_jobs
 
     _, smtp, live = site
     ARTIFACTS.mkdir(exist_ok=True)

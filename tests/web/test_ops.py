@@ -46,7 +46,7 @@ def test_metrics_in_prometheus_format(client: TestClient, redis: Redis, log: Eve
     for value in (0.2, 3.0, 400.0):
         metrics.observe(redis, keys, "delivery_latency_seconds", value, channel="email")
     log.append(Event.new("subscriber.confirmed", {"email": "m@example.com"}, "m"))
-    queue("email", redis).enqueue("workers.email.send_confirmation", "m@example.com")
+    queue("email", redis).enqueue("sorawatch.workers.email.send_confirmation", "m@example.com")
 
     response = client.get("/metrics")
     assert response.status_code == 200

@@ -23,9 +23,9 @@ from sorawatch.settings import Settings, SmtpSettings
 from sorawatch.testing.smtp import SmtpServer
 from sorawatch.tokens import Tokens
 from sorawatch.web.app import create_app
+from sorawatch.workers.worker import BurstWorker
 from tests import reliability as figures
 from tests.reliability import Figures
-from workers.worker import BurstWorker
 
 FORM = {"email": "Reader@Example.com", "lang": "ar", "topics": ["status", "pricing"],
         "kinds": ["change"]}  # fmt: skip
@@ -57,7 +57,9 @@ def test_subscribe_keeps_the_request_aside_and_queues_the_mail(
     # Nothing in the log until it is confirmed; the request expires on its own.
     assert event_types(log) == []
     assert 0 < redis.ttl(log.keys.pending("reader@example.com")) <= 48 * 3600
-    assert email_jobs(redis) == [("workers.email.send_confirmation", ("reader@example.com",))]
+    assert email_jobs(redis) == [
+        ("sorawatch.workers.email.send_confirmation", ("reader@example.com",))
+    ]
 
 
 def test_same_answer_for_known_and_unknown_addresses(client: TestClient, log: EventLog) -> None:
@@ -207,7 +209,7 @@ def test_confirm_for_an_unknown_address(client: TestClient, tokens: Tokens) -> N
 def test_confirmation_mail_arrives_and_its_link_confirms(
     app: FastAPI, client: TestClient, web_settings: Settings, redis: Redis, log: EventLog
 ) -> None:
-    from workers import runtime
+    from sorawatch.workers import runtime
 
     with SmtpServer() as smtp:
         smtp_settings = dataclasses.replace(

@@ -11,7 +11,7 @@ from redis import Redis
 from sorawatch.settings import Settings, SmtpSettings
 from sorawatch.testing.smtp import SmtpServer
 from sorawatch.web.app import create_app
-from workers import runtime, worker
+from sorawatch.workers import runtime, worker
 
 FORM = {"lang": "en", "topics": ["status"], "kinds": ["change"]}
 

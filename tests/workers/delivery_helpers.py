@@ -15,9 +15,9 @@ from sorawatch.commands import subscriptions
 from sorawatch.events import Event, EventLog, queue
 from sorawatch.keys import Keys
 from sorawatch.settings import Settings, SmtpSettings
-from workers import runtime
-from workers.marks import SentMarks
-from workers.worker import BurstWorker
+from sorawatch.workers import runtime
+from sorawatch.workers.marks import SentMarks
+from sorawatch.workers.worker import BurstWorker
 
 QUEUES = ("changes", "email", "webhook")
 

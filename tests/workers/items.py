@@ -47,7 +47,9 @@ def item(
 def post(log: EventLog, *events: Event) -> None:
     """Append items each with its process_change job, as the watcher does."""
     for event in events:
-        log.append(event, [Job.for_event("changes", "workers.jobs.process_change", event)])
+        log.append(
+            event, [Job.for_event("changes", "sorawatch.workers.jobs.process_change", event)]
+        )
 
 
 RELEASED = {"status": "released", "version": "Sora 2"}

@@ -17,9 +17,9 @@ from sorawatch.events import EventLog, event_id, queue
 from sorawatch.keys import Keys
 from sorawatch.projections import alerts, state, stories
 from sorawatch.settings import Settings
+from sorawatch.workers import changes, runtime
+from sorawatch.workers.worker import BurstWorker
 from tests.workers.items import RELEASED, item, post
-from workers import changes, runtime
-from workers.worker import BurstWorker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def work(redis: Redis) -> None:
     worker = BurstWorker([q], connection=redis, serializer=JSONSerializer)
     while True:
         for job in q.jobs:
-            if job.func_name != "workers.jobs.process_change":
+            if job.func_name != "sorawatch.workers.jobs.process_change":
                 q.remove(job.id)
                 fanned_out.add(job.args[0])
         if not q.count:
@@ -293,10 +293,10 @@ def test_shutdown_withdraws_plans_and_closes_the_timeline(log: EventLog, redis: 
 _WORKER = """
 import sys
 from redis import Redis
-from workers.worker import BurstWorker
+from sorawatch.workers.worker import BurstWorker
 from rq.serializers import JSONSerializer
 from sorawatch.settings import load_settings
-from workers import runtime
+from sorawatch.workers import runtime
 settings = load_settings()
 redis = Redis.from_url(sys.argv[1])
 rt = runtime.configure(settings, redis)

@@ -14,6 +14,8 @@ from sorawatch.events import EventLog, queue
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
+from sorawatch.workers import channels, fanout, retry, worker
+from sorawatch.workers.channels import log as log_channel
 from tests.workers.delivery_helpers import (
     events_of,
     failed_jobs,
@@ -22,8 +24,6 @@ from tests.workers.delivery_helpers import (
     setup_runtime,
     subscribe,
 )
-from workers import channels, fanout, retry, worker
-from workers.channels import log as log_channel
 
 
 @pytest.fixture

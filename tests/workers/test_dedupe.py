@@ -9,8 +9,8 @@ from sorawatch.projections import apply
 from sorawatch.projections._common import epoch
 from sorawatch.projections.similarity import jaccard, tokens
 from sorawatch.settings import WorkerSettings
+from sorawatch.workers import changes, dedupe
 from tests.workers.items import RELEASED, item
-from workers import changes, dedupe
 
 SETTINGS = WorkerSettings()
 

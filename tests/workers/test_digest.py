@@ -26,12 +26,12 @@ from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers import digest as digests
+from sorawatch.workers import email as email_jobs
+from sorawatch.workers import mail, worker
+from sorawatch.workers.fanout import fan_out
 from tests.faults.procs import Proc, wait_for, write_config
 from tests.workers.delivery_helpers import failed_jobs, keys_of, setup_runtime, with_smtp
-from workers import digest as digests
-from workers import email as email_jobs
-from workers import mail, worker
-from workers.fanout import fan_out
 
 
 @pytest.fixture(autouse=True)

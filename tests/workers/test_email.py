@@ -14,6 +14,9 @@ from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import SmtpServer
 from sorawatch.tokens import Tokens
+from sorawatch.workers import email as email_jobs
+from sorawatch.workers import mail
+from sorawatch.workers.fanout import fan_out
 from tests import reliability as figures
 from tests.reliability import Figures
 from tests.workers.delivery_helpers import (
@@ -26,9 +29,6 @@ from tests.workers.delivery_helpers import (
     subscribe,
     with_smtp,
 )
-from workers import email as email_jobs
-from workers import mail
-from workers.fanout import fan_out
 
 
 @pytest.fixture

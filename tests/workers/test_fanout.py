@@ -14,8 +14,8 @@ from sorawatch.commands import endpoints, subscriptions
 from sorawatch.events import EventLog, queue
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
+from sorawatch.workers import fanout
 from tests.workers.delivery_helpers import keys_of, setup_runtime, subscribe
-from workers import fanout
 
 
 def test_batches_of_the_configured_size_on_their_queues(redis: Redis, settings: Settings) -> None:
@@ -37,7 +37,7 @@ def test_batches_of_the_configured_size_on_their_queues(redis: Redis, settings: 
     jobs = email_q.get_jobs()
     assert [len(j.args[1]) for j in jobs] == [4, 4, 2]
     assert sorted(a for j in jobs for a in j.args[1]) == wanted
-    assert all(j.func_name == "workers.email.deliver_email" for j in jobs)
+    assert all(j.func_name == "sorawatch.workers.email.deliver_email" for j in jobs)
     assert all(j.args[0] == "al_test1" and j.args[2] == 0 for j in jobs)
     assert all(j.retries_left == 3 for j in jobs)  # RQ re-runs a batch whose worker died
     assert all((j.timeout or 0) >= settings.smtp.deadline for j in jobs)

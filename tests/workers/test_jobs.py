@@ -65,7 +65,7 @@ def test_every_job_is_listed_and_every_listed_job_is_called_somewhere() -> None:
 
 
 def test_no_module_spells_a_job_path_but_the_registry() -> None:
-    pattern = re.compile(r"^(watcher|workers)(\.[a-z_]+){2,}$")
+    pattern = re.compile(r"^sorawatch\.(watcher|workers)(\.[a-z_]+){2,}$")
     found = []
     for folder in ("sorawatch", "watcher", "workers", "bench"):
         for path in sorted((ROOT / folder).rglob("*.py")):

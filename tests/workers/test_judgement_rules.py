@@ -1,5 +1,5 @@
-"""The judgement rules one by one: lifecycle (`workers.state`) and corroboration
-(`workers.corroborate`). Each case is named after the rule it needs; it fails without it."""
+"""The judgement rules one by one: lifecycle (`sorawatch.workers.state`) and corroboration
+(`sorawatch.workers.corroborate`). Each case is named after the rule it needs; it fails without it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from workers.corroborate import Report, confirmed_by
-from workers.state import Snapshot, fold
+from sorawatch.workers.corroborate import Report, confirmed_by
+from sorawatch.workers.state import Snapshot, fold
 
 DAY = 86400.0
 T0 = 1_700_000_000.0

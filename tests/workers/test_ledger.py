@@ -14,6 +14,7 @@ from sorawatch.projections.replay import replay
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers.fanout import fan_out
 from tests.workers.delivery_helpers import (
     events_of,
     keys_of,
@@ -23,7 +24,6 @@ from tests.workers.delivery_helpers import (
     subscribe,
     with_smtp,
 )
-from workers.fanout import fan_out
 
 
 def snapshot(redis: Redis, settings: Settings) -> dict[str, object]:

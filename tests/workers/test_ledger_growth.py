@@ -18,9 +18,9 @@ from sorawatch.projections.replay import replay
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers.fanout import fan_out
 from tests.workers.delivery_helpers import keys_of, run_jobs, setup_runtime, subscribe, with_smtp
 from tests.workers.test_ledger import snapshot
-from workers.fanout import fan_out
 
 ADDRESSES = [f"reader{i:02d}@example.test" for i in range(12)]
 

@@ -28,6 +28,11 @@ from sorawatch.projections import ledger
 from sorawatch.settings import Settings, load_settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers import mail
+from sorawatch.workers.fanout import fan_out
+from sorawatch.workers.mail.base import RawMessage
+from sorawatch.workers.mail.rate import FLOOR, RateLimiter, Slot, burst_for
+from sorawatch.workers.mail.smtp import SmtpMailer
 from tests.workers.delivery_helpers import (
     events_of,
     failed_jobs,
@@ -36,11 +41,6 @@ from tests.workers.delivery_helpers import (
     subscribe,
     with_smtp,
 )
-from workers import mail
-from workers.fanout import fan_out
-from workers.mail.base import RawMessage
-from workers.mail.rate import FLOOR, RateLimiter, Slot, burst_for
-from workers.mail.smtp import SmtpMailer
 
 
 def most_in_window(times: Sequence[float], window: float) -> int:

@@ -8,7 +8,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from workers.mail.template import MailTemplate
+from sorawatch.workers.mail.template import MailTemplate
 
 PLACEHOLDER = "SWUNSUBSCRIBETOKENPLACEHOLDER"
 

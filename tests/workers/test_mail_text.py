@@ -13,9 +13,9 @@ from sorawatch.events import EventLog
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import Received, SmtpServer
+from sorawatch.workers import email as email_jobs
+from sorawatch.workers.mail.headers import HARD_LIMIT, LIMIT, unfold
 from tests.workers.delivery_helpers import keys_of, setup_runtime, subscribe, with_smtp
-from workers import email as email_jobs
-from workers.mail.headers import HARD_LIMIT, LIMIT, unfold
 
 # A feed title with what made the email package start the subject on a continuation
 # line: a quoted word, an ampersand, and a control character between two spaces.

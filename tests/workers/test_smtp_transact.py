@@ -1,4 +1,4 @@
-"""A connection's later raw messages skip ``SMTP.sendmail`` (``workers.mail.smtp._transact``):
+"""A connection's later raw messages skip ``SMTP.sendmail`` (``sorawatch.workers.mail.smtp._transact``):
 the server must see what ``sendmail`` would send, refusals must read the same, and the
 connection must stay usable after one."""
 
@@ -10,10 +10,10 @@ from aiosmtplib.email import quote_address
 
 from sorawatch.settings import Settings
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers import mail
+from sorawatch.workers.mail.base import RawMessage, SendResult
+from sorawatch.workers.mail.smtp import _quoted
 from tests.workers.delivery_helpers import with_smtp
-from workers import mail
-from workers.mail.base import RawMessage, SendResult
-from workers.mail.smtp import _quoted
 
 SENDER = "alerts@watch.example.test"
 

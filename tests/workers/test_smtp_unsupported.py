@@ -14,8 +14,8 @@ from sorawatch.projections import apply, ledger
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.smtp import SmtpServer
+from sorawatch.workers.fanout import fan_out
 from tests.workers.delivery_helpers import keys_of, run_jobs, setup_runtime, subscribe, with_smtp
-from workers.fanout import fan_out
 
 OLD = "\u00fcber@example.test"  # accepted by an older version; this server lacks SMTPUTF8
 

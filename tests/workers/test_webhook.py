@@ -19,9 +19,9 @@ from sorawatch.projections import ledger, webhooks
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
 from sorawatch.testing.http import HttpReceiver, Request
+from sorawatch.workers import webhook as webhook_jobs
+from sorawatch.workers.fanout import fan_out
 from tests.workers.delivery_helpers import events_of, failed_jobs, keys_of, run_jobs, setup_runtime
-from workers import webhook as webhook_jobs
-from workers.fanout import fan_out
 
 
 @pytest.fixture

@@ -36,10 +36,10 @@ from sorawatch.keys import Keys
 from sorawatch.projections import ledger
 from sorawatch.settings import Settings
 from sorawatch.testing.alerts import raise_alert
+from sorawatch.workers import webhook as webhook_jobs
 from tests.faults.procs import SLACK, wait_for, write_config
 from tests.reliability import Figures
 from tests.workers.delivery_helpers import keys_of, setup_runtime
-from workers import webhook as webhook_jobs
 
 HUGE = 300 * 1024 * 1024
 DRIP = 40  # bytes dripped, one a second, unless the client hangs up first
@@ -209,7 +209,7 @@ def _work_until_delivered(
         guard.start()
         try:
             queue("webhook", redis, keys).enqueue_call(
-                "workers.webhook.deliver_webhooks", args=("al_test1", [hook.id], 0)
+                "sorawatch.workers.webhook.deliver_webhooks", args=("al_test1", [hook.id], 0)
             )
 
             def delivered() -> bool:

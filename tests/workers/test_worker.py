@@ -71,7 +71,7 @@ def test_sigterm_stops_the_workers_cleanly(
     _, event = raise_alert(log)
     proc = start(config, "work")
     try:
-        queue("changes", redis).enqueue_call("workers.fanout.fan_out", args=(event.id,))
+        queue("changes", redis).enqueue_call("sorawatch.workers.fanout.fan_out", args=(event.id,))
         wait_for(lambda: list(settings.outbox_dir.glob("*.eml")), "the mail in the outbox")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
@@ -114,7 +114,7 @@ def test_a_worker_that_dies_is_started_again(
         # the dead one waits on the queue would go to it (RQ's own cleanup re-runs such
         # a job, a minute or two later: another matter).
         wait_for(lambda: _worker_pid(redis, changes.name) not in (None, first), "a new worker")
-        changes.enqueue_call("workers.fanout.fan_out", args=(event.id,))
+        changes.enqueue_call("sorawatch.workers.fanout.fan_out", args=(event.id,))
         try:
             wait_for(lambda: list(settings.outbox_dir.glob("*.eml")), "the mail in the outbox")
         except BaseException:
@@ -141,7 +141,7 @@ def test_sigkill_mid_batch_resends_nothing_that_was_sent(
     smtp.recorder.delay = 0.1
     jid = job_id("email", "al_test1", "b00000")
     queue("email", redis).enqueue_call(
-        "workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
+        "sorawatch.workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
     )
     proc = start(config, "work", "--burst", "--queues", "email")
     try:
@@ -156,7 +156,7 @@ def test_sigkill_mid_batch_resends_nothing_that_was_sent(
     # RQ re-runs the abandoned job (same id, same arguments).
     smtp.recorder.delay = 0.0
     queue("email", redis).enqueue_call(
-        "workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
+        "sorawatch.workers.email.deliver_email", args=("al_test1", people, 0), job_id=jid
     )
     rerun = start(config, "work", "--burst", "--queues", "email")
     _, err = rerun.communicate(timeout=120)

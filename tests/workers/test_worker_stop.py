@@ -16,7 +16,7 @@ from redis import Redis
 from rq.serializers import JSONSerializer
 
 from sorawatch.events import queue
-from workers.worker import BurstWorker
+from sorawatch.workers.worker import BurstWorker
 
 BOUND = 30.0  # seconds: far above the 1 s poll, far below RQ's 60 s
 

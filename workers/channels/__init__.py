@@ -2,7 +2,7 @@
 
 ``sorawatch.jobs.CHANNELS`` lists the channels (name, queue, job), so the core can
 list them without importing ``workers``; the channel named ``x`` is ``CHANNEL`` in
-``workers.channels.x``. A new channel is therefore one module here plus one line in
+``sorawatch.workers.channels.x``. A new channel is therefore one module here plus one line in
 that list, or a ``register`` call where only some processes should have it (the tests'
 ``log`` channel). The fan-out, the retry and the worker's queues all go through
 ``registered()`` and ``get()``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 from sorawatch import jobs
-from workers.channels.base import Batch, Channel, Recipients
+from sorawatch.workers.channels.base import Batch, Channel, Recipients
 
 __all__ = ["Batch", "Channel", "Recipients", "get", "register", "registered", "unregister"]
 

@@ -2,7 +2,7 @@
 
 A channel owns its queue and job function (``sorawatch.jobs.ChannelJob``: the core
 lists channels without importing ``workers``), the finding of an alert's recipients
-(used by the fan-out), the opening of a batch (``Batch``, which ``workers.retry.finish``
+(used by the fan-out), the opening of a batch (``Batch``, which ``sorawatch.workers.retry.finish``
 ends), its name in the ledger and its retry schedule and pace (used for the job's
 timeout).
 """
@@ -59,7 +59,7 @@ class Channel:
         return self.job.func
 
     def open(self, delivery_id: str, attempt: int, tag: str = "") -> Batch:
-        """The batch a job of this channel sends: ended by ``workers.retry.finish``."""
+        """The batch a job of this channel sends: ended by ``sorawatch.workers.retry.finish``."""
         return Batch(delivery_id, self.name, attempt, self.func, tag)
 
     def timeout(self, settings: Settings, recipients: int) -> int:

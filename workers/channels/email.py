@@ -1,4 +1,4 @@
-"""The email channel: confirmed subscribers, sent by ``workers.email.deliver_email``."""
+"""The email channel: confirmed subscribers, sent by ``sorawatch.workers.email.deliver_email``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sorawatch import jobs
 from sorawatch.keys import Keys
 from sorawatch.projections import subscribers
 from sorawatch.settings import Settings
-from workers.channels.base import Channel
+from sorawatch.workers.channels.base import Channel
 
 
 def recipients(

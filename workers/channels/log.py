@@ -2,9 +2,9 @@
 
 A channel in one module: one recipient (``log``) for every alert, whatever kind it
 names, and a job that writes the line and ends its batch through
-``workers.retry.finish``, so the ledger records it like any delivery. Not registered
+``sorawatch.workers.retry.finish``, so the ledger records it like any delivery. Not registered
 by default (``sorawatch.jobs.LOG`` is not in ``CHANNELS``); the tests register it
-with ``workers.channels.register(log.CHANNEL)``.
+with ``sorawatch.workers.channels.register(log.CHANNEL)``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from sorawatch.errors import EventError
 from sorawatch.keys import Keys
 from sorawatch.projections import alerts, ledger
 from sorawatch.settings import Settings
-from workers import runtime
-from workers.channels.base import Channel
-from workers.retry import Outcome, finish
+from sorawatch.workers import runtime
+from sorawatch.workers.channels.base import Channel
+from sorawatch.workers.retry import Outcome, finish
 
 RECIPIENT = "log"
 

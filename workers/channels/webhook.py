@@ -1,4 +1,4 @@
-"""The webhook channel: active endpoints, posted to by ``workers.webhook.deliver_webhooks``."""
+"""The webhook channel: active endpoints, posted to by ``sorawatch.workers.webhook.deliver_webhooks``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sorawatch import jobs
 from sorawatch.keys import Keys
 from sorawatch.projections import webhooks
 from sorawatch.settings import Settings
-from workers.channels.base import Channel
+from sorawatch.workers.channels.base import Channel
 
 
 def recipients(

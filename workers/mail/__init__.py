@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from sorawatch.keys import Keys
 from sorawatch.settings import Settings
-from workers.mail.base import Mailer, SendResult
-from workers.mail.rate import RateLimiter
+from sorawatch.workers.mail.base import Mailer, SendResult
+from sorawatch.workers.mail.rate import RateLimiter
 
 
 def build(settings: Settings) -> Mailer:
     """The mailer the settings ask for: SMTP (aiosmtplib) or ``.eml`` files in the outbox."""
     if settings.smtp.host:
-        from workers.mail.smtp import SmtpMailer
+        from sorawatch.workers.mail.smtp import SmtpMailer
 
         return SmtpMailer(settings.smtp, limiter(settings))
-    from workers.mail.outbox import OutboxMailer
+    from sorawatch.workers.mail.outbox import OutboxMailer
 
     return OutboxMailer(settings.outbox_dir)
 

@@ -22,7 +22,7 @@ class SendResult:
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     """A message already flattened to 7-bit wire bytes (CRLF lines) for one recipient:
-    sent as it is, no ``email`` package on the way (see ``workers.mail.template``)."""
+    sent as it is, no ``email`` package on the way (see ``sorawatch.workers.mail.template``)."""
 
     sender: str
     recipient: str

@@ -14,7 +14,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from workers.mail.base import RawMessage, SendResult, recipient_of
+from sorawatch.workers.mail.base import RawMessage, SendResult, recipient_of
 
 
 class OutboxMailer:

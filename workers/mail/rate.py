@@ -13,7 +13,7 @@ seconds at most ``rate × W + burst`` messages go out.
   the shared rate for every worker, at most once per ``COOLDOWN`` seconds and never
   below ``FLOOR`` of the set rate. The rate then climbs back by ``RECOVER`` of the
   set rate per second (from half to full in 5 s). The refused message is retried
-  as any transient failure is (``workers.retry``).
+  as any transient failure is (``sorawatch.workers.retry``).
 
 Losing the key loses nothing but the current pace: the next message starts afresh.
 """

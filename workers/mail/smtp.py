@@ -31,9 +31,9 @@ from aiosmtplib.email import quote_address
 from redis.exceptions import RedisError
 
 from sorawatch.settings import SmtpSettings
-from workers import waits
-from workers.mail.base import RawMessage, SendResult, recipient_of
-from workers.mail.rate import THROTTLE_CODES, RateLimiter
+from sorawatch.workers import waits
+from sorawatch.workers.mail.base import RawMessage, SendResult, recipient_of
+from sorawatch.workers.mail.rate import THROTTLE_CODES, RateLimiter
 
 log = logging.getLogger("sorawatch.mail")
 

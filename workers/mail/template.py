@@ -14,7 +14,7 @@ One difference on purpose: ``List-Unsubscribe`` is written as the plain
 ``<https://…>`` RFC 2369 asks for; the ``email`` package folds a long URL into
 RFC 2047 encoded-words there, which mail clients do not decode in that header.
 Recipients or URLs that are not ASCII take the ``compose`` path (``fits``).
-Subject, Content-Type and List-Unsubscribe are folded by ``workers.mail.headers``.
+Subject, Content-Type and List-Unsubscribe are folded by ``sorawatch.workers.mail.headers``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 from sorawatch import clock
-from workers.mail.base import RawMessage
-from workers.mail.headers import fold
+from sorawatch.workers.mail.base import RawMessage
+from sorawatch.workers.mail.headers import fold
 
 _CRLF = b"\r\n"
 # Base64 is written 57 bytes (one 76-character line) at a time: the lines of a body's
