@@ -122,8 +122,12 @@ def seed_subscribers(redis: Redis, keys: Keys, start: int, stop: int) -> None:
         pipe.execute()
 
 
-def seed_webhooks(log: EventLog, rx: HttpSink, m: int) -> list[str]:
-    return [endpoints.register(log, rx.url(f"/h/{i}"), allow_private=True)[0].id for i in range(m)]
+def seed_webhooks(log: EventLog, rx: HttpSink, m: int, first: int = 0) -> list[str]:
+    """Endpoints ``first`` .. ``m - 1`` (``/h/<i>`` on the receiver); their ids."""
+    return [
+        endpoints.register(log, rx.url(f"/h/{i}"), allow_private=True)[0].id
+        for i in range(first, m)
+    ]
 
 
 # -- the measured paths -----------------------------------------------------------------
@@ -278,7 +282,7 @@ def our_run(world: World, size: int, rep: int) -> dict[str, Any]:
         "first_rss_mb": max(s["first_rss_kb"] for s in email_stats) / 1024,
         "peak_rss_mb": max(s["peak_kb"] for s in stats) / 1024,
         "redis_bytes_per_recipient": (memory_after - memory_before) / max(size, 1),
-        "exact": got_email == mails == size and got_hook == requests == distinct == world.args.m,
+        "exact": got_email == mails == size and got_hook == requests == distinct == len(world.hook_ids),
     }  # fmt: skip
 
 
@@ -343,6 +347,10 @@ def main() -> int:
     parser.add_argument("--n", type=int, help="one size (same as --sizes N)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size")
     parser.add_argument("--m", type=int, default=1_000, help="webhooks")
+    parser.add_argument(
+        "--m-per-n", type=float, default=0.0,
+        help="webhooks per email subscriber at each size (M grows with N); 0: M fixed",
+    )  # fmt: skip
     parser.add_argument("--w", type=int, default=2, help="worker processes")
     parser.add_argument(
         "--naive", type=int, default=300, help="naive sample per round (emails; /5 hooks)"
@@ -367,7 +375,7 @@ def main() -> int:
     args.sizes = sorted({int(x.replace("_", "")) for x in str(args.sizes).split(",") if x.strip()})
     budget = Budget(args.budget)
     print(f"fanout bench: sizes {', '.join(f'{n:,}' for n in args.sizes)} x {args.repeat} runs, "
-          f"M={args.m} webhooks, W={args.w} workers; batch {args.batch}, smtp concurrency "
+          f"M={f'N x {args.m_per_n:g}' if args.m_per_n else args.m} webhooks, W={args.w} workers; batch {args.batch}, smtp concurrency "
           f"{args.smtp_concurrency}, webhook concurrency {args.hook_concurrency}; budget "
           f"{args.budget:.0f} s{'; stock RQ worker' if args.stock_worker else ''}\n  {machine()}")  # fmt: skip
     runs: list[dict[str, Any]] = []
@@ -383,7 +391,7 @@ def main() -> int:
             settings = make_settings(server.url, tmp, sink.port, args)
             redis = Redis.from_url(server.url)
             log = EventLog(redis, Keys(settings.redis.prefix))
-            hook_ids = seed_webhooks(log, rx, args.m)
+            hook_ids = seed_webhooks(log, rx, 0 if args.m_per_n else args.m)
             world = World(args, settings, redis, log, sink, rx, hook_ids, budget)
             try:
                 w = args.w
@@ -396,13 +404,16 @@ def main() -> int:
                 alert, _ = raise_alert(log, alert_id="al_raw")
                 mails = prerendered_mail(settings, alert, min(args.sizes[0], 2000))
                 hook = prerendered_hook(alert)
-                urls = [rx.url(f"/h/{i}") for i in range(max(args.m, 1000))]
+                urls = [rx.url(f"/h/{i}") for i in range(1000)]
                 seeded, k = 0, 0
                 for size in args.sizes:
                     t = time.perf_counter()
                     budget.need(size / 20_000, f"seeding {size:,} subscribers")
                     seed_subscribers(redis, log.keys, seeded, size)
                     seeded = size
+                    if args.m_per_n and round(size * args.m_per_n) > len(world.hook_ids):
+                        more = round(size * args.m_per_n)
+                        world.hook_ids += seed_webhooks(log, rx, more, len(world.hook_ids))
                     print(f"  N={size:,}: subscribers seeded in {time.perf_counter() - t:.1f} s; "
                           f"Redis {used_memory(redis) / 2**20:,.0f} MB", flush=True)  # fmt: skip
                     for rep in range(args.repeat):
@@ -467,7 +478,7 @@ def main() -> int:
     exact = all(r["exact"] for r in runs) if runs else None
     said = {True: "yes", False: "NO", None: "no run finished"}[exact]
     print(f"  every run delivered each mail and webhook exactly once: {said}")
-    result = {**summary, "m": args.m, "w": args.w, "repeat": args.repeat, "exactly_once": exact,
+    result = {**summary, "m": f"N x {args.m_per_n:g}" if args.m_per_n else args.m, "w": args.w, "repeat": args.repeat, "exactly_once": exact,
               "complete": complete, "stopped": stopped, "elapsed_s": num(budget.seconds - budget.left(), 1),
               **extra}  # fmt: skip
     return report(result, complete=complete, exact=exact)
