@@ -25,14 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_packaging import INSTALLED_AS
+
 REPO = Path(__file__).resolve().parents[1]
 # Each folder of code at the top of the repository → the package it is installed as.
-PACKAGES = {
-    "sorawatch": "sorawatch",
-    "watcher": "sorawatch.watcher",
-    "workers": "sorawatch.workers",
-    "templates": "sorawatch.templates",
-}
+PACKAGES = {folder: path.replace("/", ".") for folder, path in INSTALLED_AS.items()}
 TOP = ("sorawatch.cli", "sorawatch.web", "sorawatch.__main__", "sorawatch.testing")
 SIDES = ("sorawatch.watcher", "sorawatch.workers")
 

@@ -54,6 +54,13 @@ def start(config: Path, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
+def stop_cleanly(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and the command must end by itself with 0 (what it said, if not)."""
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    assert code == 0, proc.stderr.read().decode("utf-8", "replace")[-4000:]  # type: ignore[union-attr]
+
+
 def wait_for(check: object, what: str, limit: float = 60.0) -> None:
     deadline = time.monotonic() + limit
     while not check():  # type: ignore[operator]
@@ -73,9 +80,7 @@ def test_sigterm_stops_the_workers_cleanly(
     try:
         queue("changes", redis).enqueue_call("sorawatch.workers.fanout.fan_out", args=(event.id,))
         wait_for(lambda: list(settings.outbox_dir.glob("*.eml")), "the mail in the outbox")
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-        assert code == 0, proc.stderr.read().decode("utf-8", "replace")[-4000:]  # type: ignore[union-attr]
+        stop_cleanly(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -121,9 +126,7 @@ def test_a_worker_that_dies_is_started_again(
             os.killpg(proc.pid, signal.SIGKILL)
             _, err = proc.communicate(timeout=30)
             pytest.fail(f"no mail; `work` said:\n{err.decode('utf-8', 'replace')[-4000:]}")
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-        assert code == 0, proc.stderr.read().decode("utf-8", "replace")[-4000:]  # type: ignore[union-attr]
+        stop_cleanly(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
