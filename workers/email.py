@@ -21,11 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sorawatch import clock, metrics, render, store
-from sorawatch.errors import EventError
 from sorawatch.events import EventLog, job_id, queue
 from sorawatch.jobs import SEND_CONFIRMATION
 from sorawatch.keys import Keys, digest
-from sorawatch.projections import alerts, ledger, subscribers
+from sorawatch.projections import ledger, subscribers
 from sorawatch.settings import Settings
 from sorawatch.tokens import Tokens, signing_secret
 from sorawatch.workers import digest as digests
@@ -149,17 +148,9 @@ async def send_batch(
     events, the ledger and (for transient failures) the retry job.
     """
     redis, keys = log.redis, log.keys
-    alert = alerts.get(redis, keys, alert_id)
-    if alert is None:
-        raise EventError(f"alert {alert_id}: not found, nothing to send")
-    batch = EMAIL.open(alert_id, attempt, tag)
-    emails = list(dict.fromkeys(emails))
-    done = ledger.already_sent(redis, keys, alert_id, "email", emails)
-    outcomes: list[Outcome] = []
-    for email in emails:
-        # Sent by a run that died before writing its batch event: record it now.
-        if email in done and ledger.record(redis, keys, alert_id, "email", email) is None:
-            outcomes.append(Outcome(email, True, extra={"recovered": True}))
+    opening = EMAIL.start(log, alert_id, emails, attempt, tag)
+    alert, batch, emails, done = opening.alert, opening.batch, opening.recipients, opening.done
+    outcomes = [Outcome(e, True, extra={"recovered": True}) for e in opening.recovered]
     tokens = Tokens(signing_secret(settings, redis, keys))
     public_url = settings.web.public_url
     templates: dict[str, MailTemplate] = {}

@@ -32,10 +32,9 @@ from standardwebhooks import Webhook as Signer
 
 from sorawatch import clock, netguard, render, store
 from sorawatch.commands import endpoints
-from sorawatch.errors import EventError
 from sorawatch.events import EventLog, utcnow
 from sorawatch.keys import Keys, digest
-from sorawatch.projections import alerts, ledger, webhooks
+from sorawatch.projections import webhooks
 from sorawatch.projections._common import epoch, loads, text
 from sorawatch.retry_after import parse_retry_after
 from sorawatch.settings import Settings
@@ -204,16 +203,10 @@ async def send_batch(
     the ledger, retry jobs, and ``webhook.disabled`` for 410 or endless failure.
     """
     redis, keys = log.redis, log.keys
-    alert = alerts.get(redis, keys, alert_id)
-    if alert is None:
-        raise EventError(f"alert {alert_id}: not found, nothing to send")
-    batch = WEBHOOK.open(alert_id, attempt, tag)
-    ids = list(dict.fromkeys(webhook_ids))
-    done = ledger.already_sent(redis, keys, alert_id, "webhook", ids)
-    outcomes: list[Outcome] = [
-        Outcome(w, True, extra={"webhook_id": w, "recovered": True})
-        for w in ids
-        if w in done and ledger.record(redis, keys, alert_id, "webhook", w) is None
+    opening = WEBHOOK.start(log, alert_id, webhook_ids, attempt, tag)
+    alert, batch, ids, done = opening.alert, opening.batch, opening.recipients, opening.done
+    outcomes = [
+        Outcome(w, True, extra={"webhook_id": w, "recovered": True}) for w in opening.recovered
     ]
     body = json.dumps(payload(alert), ensure_ascii=False, separators=(",", ":"))
     hooks, secrets = _read_batch(redis, keys, [w for w in ids if w not in done], outcomes)
