@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 
 from sorawatch.embedded import URL_FILE, EmbeddedRedis, EmbeddedRedisError, redis_binary
 from sorawatch.events import EventLog
@@ -35,6 +36,13 @@ from sorawatch.supervisor import Backoff, ChildSpec, Supervisor
 from sorawatch.testing.ports import free_port
 
 PY = sys.executable
+
+
+def _answers(redis: Redis) -> bool:
+    try:
+        return bool(redis.ping())
+    except RedisError:
+        return False
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
@@ -411,6 +419,8 @@ trust = "official"
         os.kill(server, signal.SIGKILL)
         wait_for("Redis restarted", lambda: first.child("redis-server") not in (None, server), 60)
         redis = Redis.from_url(url)
+        # Its process exists before it listens, and loads the AOF before it answers.
+        wait_for("Redis answering", lambda: _answers(redis), 60)
         assert EventLog(redis, keys).count() >= count
         redis.close()
         assert "embedded Redis exited with code -9; restarting it" in first.text()
