@@ -242,12 +242,12 @@ def _scheduler(settings: Settings, names: Sequence[str]) -> tuple[RQScheduler, C
     redis = connect(settings)
     keys = runtime.configure(settings, redis).keys
     queues = [queue(n, redis, keys) for n in names]
-    release_dead_scheduler_locks(redis, queues)  # a killed parent's locks live 61 s
     scheduler = RQScheduler(queues, connection=redis, serializer=JSONSerializer)
 
     def tick() -> None:
         try:
-            if not scheduler.pid:
+            if not scheduler.pid:  # the first tick
+                release_dead_scheduler_locks(redis, queues)  # a killed parent's live 61 s
                 scheduler.register_birth()
             if scheduler.should_reacquire_locks:
                 scheduler.acquire_locks()  # type: ignore[no-untyped-call]
