@@ -230,51 +230,41 @@ def _serve(settings: Settings, names: list[str]) -> None:
     worker.work(logging_level=settings.log.level)
 
 
-def _scheduler(settings: Settings, names: Sequence[str]) -> tuple[RQScheduler, Callable[[], None]]:
-    """The parent's RQ scheduler for ``names`` and its tick: move the delayed jobs
+def _scheduler(rt: runtime.Runtime, names: Sequence[str]) -> tuple[RQScheduler, Callable[[], None]]:
+    """The parent's RQ scheduler for ``names`` and its step: move the delayed jobs
     (retries) whose time has come onto their queues.
 
     In the parent, not forked by each worker as RQ does: a forked scheduler outlived a
     killed worker, and it held copies of that worker's Redis connections, so Redis
     handed the next job to the dead worker's blocked BLMOVE and the job sat stranded
-    until RQ's cleanup, minutes later; and nothing ever stopped it. Like the digest
-    look, a tick never takes the workers down."""
-    redis = connect(settings)
-    keys = runtime.configure(settings, redis).keys
-    queues = [queue(n, redis, keys) for n in names]
-    scheduler = RQScheduler(queues, connection=redis, serializer=JSONSerializer)
+    until RQ's cleanup, minutes later; and nothing ever stopped it."""
+    queues = [queue(n, rt.redis, rt.keys) for n in names]
+    scheduler = RQScheduler(queues, connection=rt.redis, serializer=JSONSerializer)
+
+    def step() -> None:
+        if not scheduler.pid:  # the first step
+            release_dead_scheduler_locks(rt.redis, queues)  # a killed parent's live 61 s
+            scheduler.register_birth()
+        if scheduler.should_reacquire_locks:
+            scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+        scheduler.heartbeat()  # type: ignore[no-untyped-call]
+        scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+
+    return scheduler, step
+
+
+def _guarded(what: str, step: Callable[[], object]) -> Callable[[], None]:
+    """One of the parent's periodic steps (the scheduler, the look for digests due),
+    made so that it never takes the workers down: a Redis outage is logged and the
+    next tick tries again, and anything else is logged with its traceback."""
 
     def tick() -> None:
         try:
-            if not scheduler.pid:  # the first tick
-                release_dead_scheduler_locks(redis, queues)  # a killed parent's live 61 s
-                scheduler.register_birth()
-            if scheduler.should_reacquire_locks:
-                scheduler.acquire_locks()  # type: ignore[no-untyped-call]
-            scheduler.heartbeat()  # type: ignore[no-untyped-call]
-            scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
+            step()
         except RedisError as exc:
-            log.warning("scheduler: could not move delayed jobs: %s", exc)
+            log.warning("%s: Redis: %s", what, exc)
         except Exception:
-            log.exception("scheduler: moving delayed jobs failed")
-
-    return scheduler, tick
-
-
-def _digest_tick(settings: Settings) -> Callable[[], None]:
-    """The parent's look for digests due (the children are busy with jobs). It never
-    takes the workers down: a Redis outage is logged and the next look tries again, and
-    anything else is logged with its traceback."""
-    redis = connect(settings)
-    rt = runtime.configure(settings, redis)
-
-    def tick() -> None:
-        try:
-            digests.tick(rt.log, settings)
-        except RedisError as exc:
-            log.warning("digests: could not look for digests due: %s", exc)
-        except Exception:
-            log.exception("digests: the look for digests due failed")
+            log.exception("%s failed", what)
 
     return tick
 
@@ -313,9 +303,15 @@ def serve(settings: Settings, queues: Sequence[str] = QUEUES) -> int:
                     os.kill(child.pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    scheduler, schedule = _scheduler(settings, queues)
+    rt = runtime.configure(settings, connect(settings))
+    scheduler, step = _scheduler(rt, queues)
+    schedule = _guarded("scheduler: moving delayed jobs", step)
     try:
-        digest_tick = _digest_tick(settings) if "email" in queues else None
+        digest_tick = (
+            _guarded("digests: the look for digests due", lambda: digests.tick(rt.log, settings))
+            if "email" in queues
+            else None
+        )
         next_digest = time.monotonic()
         while not stopping or any(c.is_alive() for c in children.values()):
             if not stopping:
