@@ -2,6 +2,10 @@
 
 ``script(path, [500, 500, 200])`` answers those statuses in turn (the last one
 repeats); an entry may be ``(status, headers)`` or ``(status, headers, delay)``.
+``verify_with(path, secret)`` checks each request to ``path`` with the
+``standardwebhooks`` library as it arrives, as a consumer would: the signed timestamp
+is then judged against the time of receipt, not against whenever a slow test gets to
+look at it (the library refuses one more than 5 minutes old).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
 Answer = int | tuple[int, dict[str, str]] | tuple[int, dict[str, str], float]
 
 
@@ -21,6 +27,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    verified: str | None = None  # with ``verify_with``: "ok", or why the library refused it
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,10 +39,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        status, headers, delay = self.server.owner._next(self.path)
-        self.server.owner._record(
-            Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        )
+        owner = self.server.owner
+        status, headers, delay = owner._next(self.path)
+        got = {k.lower(): v for k, v in self.headers.items()}
+        owner._record(Request("POST", self.path, got, body, owner._verify(self.path, body, got)))
         if delay:
             time.sleep(delay)
         self.send_response(status)
@@ -64,6 +71,7 @@ class HttpReceiver:
         self._lock = threading.Lock()
         self._requests: list[Request] = []
         self._scripts: dict[str, list[tuple[int, dict[str, str], float]]] = {}
+        self._secrets: dict[str, str] = {}
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> HttpReceiver:
@@ -89,6 +97,22 @@ class HttpReceiver:
                 norm.append((a[0], a[1], a[2]))
         with self._lock:
             self._scripts[path] = norm
+
+    def verify_with(self, path: str, secret: str) -> None:
+        """Verify the Standard Webhooks signature of each request to ``path`` on arrival."""
+        with self._lock:
+            self._secrets[path] = secret
+
+    def _verify(self, path: str, body: bytes, headers: dict[str, str]) -> str | None:
+        with self._lock:
+            secret = self._secrets.get(path.split("?", 1)[0])
+        if secret is None:
+            return None
+        try:
+            Webhook(secret).verify(body, headers)
+        except WebhookVerificationError as exc:
+            return str(exc)
+        return "ok"
 
     def _next(self, path: str) -> tuple[int, dict[str, str], float]:
         with self._lock:

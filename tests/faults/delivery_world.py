@@ -84,6 +84,7 @@ def populate(log: EventLog, rx: HttpReceiver, n_emails: int, n_hooks: int) -> Wo
         path = f"/h/{i}"
         hook, secret = endpoints.register(log, rx.url(path), allow_private=True)
         hooks[path] = (hook.id, secret)
+        rx.verify_with(path, secret)
     return World(log, emails, hooks)
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from standardwebhooks import Webhook as Verifier
 
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
@@ -75,10 +74,9 @@ def test_bad_endpoints_each_handled_as_designed(
         return ledger.status(redis, log.keys, world.alert_id, "webhook", ids[path])
 
     for path, got in requests.items():
-        hook_id, secret = world.hooks[path]
+        hook_id, _secret = world.hooks[path]
         assert {r.headers["webhook-id"] for r in got} == {message_id(world.alert_id, hook_id)}
-        for r in got:
-            Verifier(secret).verify(r.body, r.headers)
+        assert all(r.verified == "ok" for r in got), [r.verified for r in got]
     # Hanging: timed out once, retried, delivered.
     assert len(requests["/h/0"]) == 2
     assert status("/h/0") == "sent"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from standardwebhooks import Webhook as Verifier
 
 from sorawatch.events import EventLog
 from sorawatch.keys import Keys
@@ -108,13 +107,12 @@ def test_sigkill_mid_fan_out_loses_nothing(
     # Webhooks: each endpoint reached; every request for it carries one webhook-id
     # (the same on retries) and a signature its secret verifies.
     hook_dups = 0
-    for path, (hook_id, secret) in world.hooks.items():
+    for path, (hook_id, _secret) in world.hooks.items():
         requests = rx.to(path)
         assert requests, f"{path} never received the alert"
         ids = {r.headers["webhook-id"] for r in requests}
         assert ids == {message_id(world.alert_id, hook_id)}
-        for r in requests:
-            Verifier(secret).verify(r.body, r.headers)
+        assert all(r.verified == "ok" for r in requests), [r.verified for r in requests]
         if len(requests) > 1:
             assert hook_id in world.orphans["webhook"]
             hook_dups += len(requests) - 1
